@@ -1,0 +1,782 @@
+"""The plan cache itself: Lookup, curation and feedback, without any gRPC.
+
+``PlanCache`` ties the parts together: the embedder turns a request's
+retrieval key into a vector, the store returns the nearest exemplars of the
+collection, the collection's ``Decider`` decides whether one template is
+similar enough and clearly enough ahead to serve, and the template comes
+back bound to the request's values. On a miss the planner (when one is
+configured) plans a new template. The gRPC layer in ``plancache.server`` only
+translates messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+import numpy as np
+
+from plancache.decision import Candidate, Decider, Decision, DecisionConfig
+from plancache.embedding import Embedder
+from plancache.errors import (
+    ConflictError,
+    NotFoundError,
+    PlannerError,
+    PlannerNotConfigured,
+    PlannerTimeout,
+    ValidationError,
+)
+from plancache.keys import PLACEHOLDER, exemplar_key, exemplar_text, retrieval_key
+from plancache.logs import get_logger
+from plancache.pricing import PriceTable, TokenUsage
+from plancache.stats import LookupEvent, Stats
+from plancache.store import Exemplar, Store
+from plancache.templatefile import CollectionFile, dump_jsonl, dump_yaml, load
+from plancache.templates import (
+    NAME,
+    BoundPlan,
+    Collection,
+    PlanningCost,
+    Template,
+    TemplateSource,
+    TemplateStatus,
+    bind,
+    check_template,
+    utcnow,
+)
+
+__all__ = ["ImportResult", "LookupOptions", "LookupResult", "PlanCache", "PlannedTemplate", "Planner"]
+
+log = get_logger("plancache.cache")
+
+MAX_INTENT_CHARS = 4000
+MAX_LEARNED_EXEMPLARS = 50
+# What planning a curated template would have cost, for savings of hits on
+# templates no planner made: a system prompt with the tool catalogue in, the
+# plan out (about 4 characters a token).
+_PLANNING_PROMPT_TOKENS = 1200
+
+
+@dataclass(frozen=True)
+class LookupOptions:
+    bypass_cache: bool = False
+    no_plan_on_miss: bool = False
+    min_similarity: float = 0.0
+
+
+@dataclass
+class LookupResult:
+    outcome: str
+    lookup_id: str
+    key: str
+    miss_reason: str = ""
+    miss_detail: str = ""
+    plan: BoundPlan | None = None
+    template: Template | None = None
+    decision: Decision | None = None
+    nearest_similarity: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    saved_usd: float = 0.0
+    plan_handle: str = ""
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    collection: str
+    created: int
+    updated: int
+    exemplars: int
+
+
+@dataclass(frozen=True)
+class PlannedTemplate:
+    """A planner's answer: a template made from one request, and what it cost."""
+
+    template: Template
+    cost: PlanningCost
+
+
+class Planner(Protocol):
+    """Plans a template for a request no cached template serves."""
+
+    async def plan(
+        self, collection: Collection, intent: str, parameters: Mapping[str, Any], deadline_s: float
+    ) -> PlannedTemplate: ...
+
+
+@dataclass
+class _Recent:
+    collection: str
+    template_id: str
+    template_version: int
+    intent: str
+    parameters: dict[str, Any]
+    key: str
+    vector: np.ndarray
+
+
+class _CollectionState:
+    """What Lookup needs of one collection, kept in memory."""
+
+    def __init__(self, collection: Collection, templates: Sequence[Template], decider: Decider) -> None:
+        self.collection = collection
+        self.templates = {t.id: t for t in templates}
+        self.decider = decider
+
+
+def encode_handle(plan: BoundPlan) -> str:
+    """An opaque handle that names a bound plan; Execute binds it again."""
+    body = {
+        "c": plan.collection,
+        "t": plan.template_id,
+        "v": plan.template_version,
+        "p": plan.parameters,
+    }
+    raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_handle(handle: str) -> tuple[str, str, int, dict[str, Any]]:
+    try:
+        raw = base64.urlsafe_b64decode(handle + "=" * (-len(handle) % 4))
+        body = json.loads(raw)
+        return str(body["c"]), str(body["t"]), int(body["v"]), dict(body["p"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValidationError(
+            "plan_handle is not a handle from Lookup; pass plan_handle as Lookup returned it"
+        ) from exc
+
+
+def check_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Request values: names are identifiers, values scalars; None means absent."""
+    clean: dict[str, Any] = {}
+    for name, value in parameters.items():
+        if not NAME.match(name):
+            raise ValidationError(
+                f"parameter name {name!r} is not valid: use letters, digits and underscores"
+            )
+        if value is None:
+            continue
+        if not isinstance(value, str | int | float | bool):
+            raise ValidationError(
+                f"parameter {name!r}: values must be strings, numbers or booleans, "
+                f"got {type(value).__name__}"
+            )
+        clean[name] = value
+    return clean
+
+
+class PlanCache:
+    """Lookup, curation and feedback over one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        *,
+        planner: Planner | None = None,
+        prices: PriceTable | None = None,
+        planner_model: str = "claude-haiku-4-5",
+        stats: Stats | None = None,
+        top_k: int = 32,
+        tiers: Sequence[str] = ("small", "medium", "large"),
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.planner = planner
+        self.prices = prices or PriceTable()
+        self.planner_model = planner_model
+        self.stats = stats or Stats()
+        self.top_k = top_k
+        self.tiers = tuple(tiers)
+        self._states: dict[str, _CollectionState] = {}
+        self._state_lock = threading.RLock()
+        self._recent: OrderedDict[str, _Recent] = OrderedDict()
+        self._recent_cap = 100_000
+        self._inflight: dict[tuple[str, str], asyncio.Future[PlannedTemplate]] = {}
+
+    # -- collection state --------------------------------------------------
+
+    def _decider_for(self, collection: Collection) -> Decider:
+        return Decider(DecisionConfig(max_wrong_rate=collection.settings.max_wrong_rate))
+
+    def _load_state(self, name: str) -> _CollectionState:
+        collection = self.store.get_collection(name)
+        templates = self.store.list_templates(name)
+        decider = self._decider_for(collection)
+        positives = [(e.template_id, e.vector) for e in self.store.exemplars(name, "positive")]
+        negatives = [(e.template_id, e.vector) for e in self.store.exemplars(name, "negative")]
+        serving = {t.id for t in templates if t.status is TemplateStatus.ACTIVE}
+        decider.fit([p for p in positives if p[0] in serving], negatives)
+        return _CollectionState(collection, templates, decider)
+
+    def state(self, name: str) -> _CollectionState:
+        with self._state_lock:
+            state = self._states.get(name)
+            if state is None:
+                state = self._load_state(name)
+                self._states[name] = state
+            return state
+
+    def refresh(self, name: str) -> None:
+        """Reload a collection's templates and refit its decider after a change."""
+        with self._state_lock:
+            try:
+                self._states[name] = self._load_state(name)
+            except NotFoundError:
+                self._states.pop(name, None)
+
+    # -- lookup ------------------------------------------------------------
+
+    async def lookup(
+        self,
+        collection: str,
+        intent: str,
+        parameters: Mapping[str, Any],
+        options: LookupOptions = LookupOptions(),
+        *,
+        deadline_s: float = 20.0,
+    ) -> LookupResult:
+        started = time.perf_counter()
+        if not collection:
+            raise ValidationError("collection is required")
+        if not intent.strip():
+            raise ValidationError("intent is empty: pass the user's request as text")
+        if len(intent) > MAX_INTENT_CHARS:
+            raise ValidationError(
+                f"intent is {len(intent)} characters; at most {MAX_INTENT_CHARS} are accepted"
+            )
+        if options.min_similarity < 0 or options.min_similarity > 1:
+            raise ValidationError("options.min_similarity must be between 0 and 1")
+        values = check_parameters(parameters)
+        state = await asyncio.to_thread(self.state, collection)
+        key = retrieval_key(intent, values)
+        result = LookupResult(outcome="miss", lookup_id=uuid.uuid4().hex, key=key)
+
+        if options.bypass_cache:
+            result.miss_reason = "bypassed"
+            result.miss_detail = "the caller asked to bypass the cache"
+        else:
+            await self._decide(state, result, intent, values, options)
+
+        if result.outcome == "miss" and not options.no_plan_on_miss:
+            await self._plan_on_miss(state, result, intent, values, deadline_s)
+
+        result.timings["total_ms"] = (time.perf_counter() - started) * 1000
+        self._record(collection, result)
+        return result
+
+    async def _decide(
+        self,
+        state: _CollectionState,
+        result: LookupResult,
+        intent: str,
+        values: dict[str, Any],
+        options: LookupOptions,
+    ) -> None:
+        t0 = time.perf_counter()
+        vector = (await asyncio.to_thread(self.embedder.embed, [result.key]))[0]
+        t1 = time.perf_counter()
+        hits = await asyncio.to_thread(self.store.search, state.collection.name, vector, self.top_k)
+        t2 = time.perf_counter()
+        candidates = [Candidate(h.template_id, h.exemplar_id, h.score) for h in hits]
+        floor = max(options.min_similarity, state.collection.settings.min_similarity) or None
+        decision = state.decider.decide(vector, candidates, floor=floor)
+        t3 = time.perf_counter()
+        result.timings.update(
+            embed_ms=(t1 - t0) * 1000, search_ms=(t2 - t1) * 1000, decide_ms=(t3 - t2) * 1000
+        )
+        result.decision = decision
+        result.nearest_similarity = hits[0].score if hits else 0.0
+
+        if decision.template_id is None:
+            result.miss_reason = decision.reason
+            result.miss_detail = _MISS_DETAIL.get(decision.reason, decision.reason)
+            return
+        template = state.templates.get(decision.template_id)
+        if template is None or template.status is not TemplateStatus.ACTIVE:
+            result.miss_reason = "no_candidate"
+            result.miss_detail = f"template {decision.template_id!r} is no longer served"
+            return
+        if template.is_expired(state.collection.settings.default_ttl):
+            result.miss_reason = "expired"
+            result.miss_detail = (
+                f"template {template.id!r} expired at "
+                f"{template.expires_at(state.collection.settings.default_ttl):%Y-%m-%dT%H:%M:%SZ}; "
+                "an admin can update it to serve it again"
+            )
+            result.template = template
+            return
+        plan, problems = bind(template, values)
+        if plan is None:
+            result.miss_reason = "parameter_mismatch"
+            result.miss_detail = f"template {template.id!r}: " + "; ".join(problems)
+            result.template = template
+            return
+        result.outcome = "hit"
+        result.plan = plan
+        result.template = template
+        result.plan_handle = encode_handle(plan)
+        result.saved_usd = self.planning_cost(template, state.collection).cost_usd
+        self._remember(result, state, intent, values, vector)
+
+    def _remember(
+        self,
+        result: LookupResult,
+        state: _CollectionState,
+        intent: str,
+        values: dict[str, Any],
+        vector: np.ndarray,
+    ) -> None:
+        assert result.template is not None
+        self._recent[result.lookup_id] = _Recent(
+            collection=state.collection.name,
+            template_id=result.template.id,
+            template_version=result.template.version,
+            intent=intent,
+            parameters=values,
+            key=result.key,
+            vector=vector,
+        )
+        while len(self._recent) > self._recent_cap:
+            self._recent.popitem(last=False)
+
+    async def _plan_on_miss(
+        self,
+        state: _CollectionState,
+        result: LookupResult,
+        intent: str,
+        values: dict[str, Any],
+        deadline_s: float,
+    ) -> None:
+        if self.planner is None:
+            cause = result.miss_detail
+            result.miss_reason = "planner_not_configured"
+            result.miss_detail = (
+                f"{cause}; no planner is configured, so nothing was planned "
+                "(set ANTHROPIC_API_KEY to plan misses)"
+            )
+            return
+        t0 = time.perf_counter()
+        try:
+            planned = await self._plan_once(state, result.key, intent, values, deadline_s)
+        except PlannerTimeout as exc:
+            result.miss_reason, result.miss_detail = "planner_timeout", str(exc)
+            return
+        except PlannerNotConfigured as exc:
+            result.miss_reason, result.miss_detail = "planner_not_configured", str(exc)
+            return
+        except PlannerError as exc:
+            result.miss_reason, result.miss_detail = "planner_failed", str(exc)
+            return
+        finally:
+            result.timings["plan_ms"] = (time.perf_counter() - t0) * 1000
+        template = planned.template
+        result.template = template
+        if template.status is not TemplateStatus.ACTIVE:
+            result.miss_reason = "awaiting_approval"
+            result.miss_detail = (
+                f"planned template {template.id!r} waits for an admin's approval "
+                "(collection setting auto_approve_planned is off)"
+            )
+            return
+        plan, problems = bind(template, values)
+        if plan is None:
+            result.miss_reason = "planner_failed"
+            result.miss_detail = "the planned template does not fit the request: " + "; ".join(problems)
+            return
+        result.outcome = "planned"
+        result.plan = plan
+        result.plan_handle = encode_handle(plan)
+
+    async def _plan_once(
+        self,
+        state: _CollectionState,
+        key: str,
+        intent: str,
+        values: dict[str, Any],
+        deadline_s: float,
+    ) -> PlannedTemplate:
+        """Concurrent misses with one key share one planner call (single flight)."""
+        assert self.planner is not None
+        flight = (state.collection.name, key)
+        pending = self._inflight.get(flight)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[PlannedTemplate] = asyncio.get_running_loop().create_future()
+        self._inflight[flight] = future
+        try:
+            planned = await self.planner.plan(state.collection, intent, values, deadline_s)
+            stored = await asyncio.to_thread(self._store_planned, state.collection, planned, intent, values)
+            future.set_result(stored)
+            return stored
+        except BaseException as exc:
+            future.set_exception(exc)
+            # Nobody else may be waiting; keep asyncio from warning about it.
+            future.exception()
+            raise
+        finally:
+            self._inflight.pop(flight, None)
+
+    def _store_planned(
+        self, collection: Collection, planned: PlannedTemplate, intent: str, values: dict[str, Any]
+    ) -> PlannedTemplate:
+        settings = collection.settings
+        template = planned.template
+        base_id = template.id if NAME.match(template.id.replace("-", "_")) else "planned"
+        existing = {t.id for t in self.store.list_templates(collection.name)}
+        template_id = base_id
+        suffix = 2
+        while template_id in existing:
+            template_id = f"{base_id}_{suffix}"
+            suffix += 1
+        now = utcnow()
+        first = exemplar_text(intent, values)
+        template = template.model_copy(
+            update={
+                "id": template_id,
+                "collection": collection.name,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+                "source": TemplateSource.PLANNED,
+                "status": TemplateStatus.ACTIVE if settings.auto_approve_planned else TemplateStatus.CANDIDATE,
+                "planning_cost": planned.cost,
+                "exemplars": [first, *[e for e in template.exemplars if e != first]],
+            }
+        )
+        tools = settings.tool_names() if settings.tools else None
+        problems = check_template(template, tools=tools, tiers=self.tiers)
+        if problems:
+            raise PlannerError("the planned template breaks the template rules: " + "; ".join(problems))
+        exemplars = self._embed_exemplars(collection.name, template, template.exemplars, "planned")
+        self.store.write_templates(collection.name, [template], exemplars)
+        self.refresh(collection.name)
+        log.info(
+            "template_planned", collection=collection.name, template_id=template.id,
+            status=template.status.value, cost_usd=planned.cost.cost_usd,
+        )
+        return PlannedTemplate(template, planned.cost)
+
+    def _record(self, collection: str, result: LookupResult) -> None:
+        decision = result.decision
+        template_id = result.template.id if result.template else ""
+        saved_tokens = 0
+        if result.outcome == "hit" and result.template is not None:
+            cost = result.template.planning_cost or PlanningCost()
+            saved_tokens = cost.input_tokens + cost.output_tokens + cost.cache_write_tokens + cost.cache_read_tokens
+            self.store.bump_counters(
+                collection, template_id, hits=1, saved_usd=result.saved_usd, last_hit_at=utcnow()
+            )
+        self.stats.lookup(
+            LookupEvent(
+                at=time.time(),
+                collection=collection,
+                outcome=result.outcome,
+                miss_reason=result.miss_reason,
+                template_id=template_id,
+                latency_ms=result.timings.get("total_ms", 0.0),
+                saved_usd=result.saved_usd,
+                saved_tokens=saved_tokens,
+            )
+        )
+        log.info(
+            "lookup",
+            lookup_id=result.lookup_id,
+            collection=collection,
+            outcome=result.outcome,
+            miss_reason=result.miss_reason or None,
+            template_id=template_id or None,
+            score=round(decision.score, 4) if decision else None,
+            threshold=round(decision.threshold, 4) if decision else None,
+            similarity=round(result.nearest_similarity, 4),
+            latency_ms=round(result.timings.get("total_ms", 0.0), 2),
+        )
+
+    def planning_cost(self, template: Template, collection: Collection) -> PlanningCost:
+        """What planning ``template`` cost, or for a curated one, would have cost."""
+        if template.planning_cost and template.planning_cost.cost_usd > 0:
+            return template.planning_cost
+        plan_chars = len(json.dumps([s.model_dump() for s in template.steps]))
+        catalogue_chars = len(json.dumps([t.model_dump() for t in collection.settings.tools]))
+        usage = TokenUsage(
+            input_tokens=_PLANNING_PROMPT_TOKENS + catalogue_chars // 4,
+            output_tokens=plan_chars // 4,
+        )
+        return PlanningCost(
+            model=self.planner_model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=self.prices.cost(self.planner_model, usage),
+        )
+
+    # -- curation ----------------------------------------------------------
+
+    def _embed_exemplars(
+        self, collection: str, template: Template, texts: Sequence[str], source: str
+    ) -> list[Exemplar]:
+        keys = [exemplar_key(text) for text in texts]
+        vectors = self.embedder.embed(keys) if keys else np.zeros((0, self.embedder.dimension))
+        return [
+            Exemplar(collection, template.id, text, key, vector, "positive", source)
+            for text, key, vector in zip(texts, keys, vectors, strict=True)
+        ]
+
+    def _check(self, collection: Collection, template: Template) -> None:
+        tools = collection.settings.tool_names() if collection.settings.tools else None
+        problems = check_template(template, tools=tools, tiers=self.tiers)
+        if problems:
+            raise ValidationError(f"template {template.id!r}: " + "; ".join(problems))
+
+    def create_collection(self, collection: Collection) -> Collection:
+        from plancache.templates import COLLECTION_NAME
+
+        if not COLLECTION_NAME.match(collection.name):
+            raise ValidationError(
+                f"collection name {collection.name!r} is not valid "
+                "(letters, digits, '_', '-', '.'; at most 64 characters)"
+            )
+        self.store.create_collection(collection)
+        self.refresh(collection.name)
+        return collection
+
+    def create_template(self, template: Template) -> Template:
+        collection = self.store.get_collection(template.collection)
+        self._check(collection, template)
+        now = utcnow()
+        template = template.model_copy(
+            update={"version": 1, "created_at": now, "updated_at": now, "source": TemplateSource.CURATED}
+        )
+        exemplars = self._embed_exemplars(collection.name, template, template.exemplars, "curated")
+        try:
+            self.store.get_template(collection.name, template.id)
+        except NotFoundError:
+            pass
+        else:
+            raise ConflictError(
+                f"template {template.id!r} already exists in {collection.name!r}; "
+                "use UpdateTemplate to store a new version"
+            )
+        self.store.write_templates(collection.name, [template], exemplars)
+        self.refresh(collection.name)
+        log.info("template_created", collection=collection.name, template_id=template.id, version=1)
+        return template
+
+    def delete_collection(self, name: str) -> int:
+        count = self.store.delete_collection(name)
+        self.refresh(name)
+        log.info("collection_deleted", collection=name, templates_deleted=count)
+        return count
+
+    def import_file(
+        self,
+        text: str,
+        *,
+        source: str = "<input>",
+        collection: str | None = None,
+        dry_run: bool = False,
+        replace: bool = False,
+        create_collection: bool = True,
+    ) -> ImportResult:
+        """Validate the whole file, then store it; a bad file stores nothing."""
+        parsed: CollectionFile = load(text, source, collection)
+        name = parsed.collection.name
+        try:
+            stored_collection: Collection | None = self.store.get_collection(name)
+        except NotFoundError:
+            stored_collection = None
+            if not create_collection:
+                raise
+        existing = {t.id: t for t in self.store.list_templates(name)} if stored_collection else {}
+        clashes = sorted(set(existing) & {t.id for t in parsed.templates})
+        if clashes and not replace:
+            raise ValidationError(
+                f"{source}: templates already stored in {name!r}: {', '.join(clashes)} "
+                "(import with replace to store them as new versions)"
+            )
+        if dry_run:
+            return ImportResult(name, len(parsed.templates) - len(clashes), len(clashes), sum(len(t.exemplars) for t in parsed.templates))
+
+        now = utcnow()
+        to_write: list[Template] = []
+        for template in parsed.templates:
+            before = existing.get(template.id)
+            to_write.append(
+                template.model_copy(
+                    update={
+                        "collection": name,
+                        "version": before.version + 1 if before else 1,
+                        "created_at": before.created_at if before else (template.created_at or now),
+                        "updated_at": now if before else (template.updated_at or now),
+                    }
+                )
+            )
+        exemplars: list[Exemplar] = []
+        for template in to_write:
+            exemplars += self._embed_exemplars(name, template, template.exemplars, "curated")
+        if stored_collection is None:
+            self.store.create_collection(parsed.collection)
+        try:
+            self.store.write_templates(name, to_write, exemplars)
+        except BaseException:
+            if stored_collection is None:
+                self.store.delete_collection(name)
+            raise
+        self.refresh(name)
+        log.info(
+            "templates_imported", collection=name, source=source,
+            created=len(to_write) - len(clashes), updated=len(clashes), exemplars=len(exemplars),
+        )
+        return ImportResult(name, len(to_write) - len(clashes), len(clashes), len(exemplars))
+
+    def export(self, collection: str, fmt: str = "yaml", all_versions: bool = False) -> str:
+        coll = self.store.get_collection(collection)
+        templates = self.store.list_templates(collection)
+        learned: dict[str, list[str]] = {}
+        for ex in self.store.exemplars(collection, "positive"):
+            learned.setdefault(ex.template_id, []).append(ex.text)
+        full = []
+        for template in templates:
+            extra = sorted(set(learned.get(template.id, [])) - set(template.exemplars))
+            full.append(template.model_copy(update={"exemplars": [*template.exemplars, *extra]}))
+        if fmt == "jsonl":
+            if all_versions:
+                history = []
+                for template in full:
+                    history += self.store.list_versions(collection, template.id)[:-1]
+                    history.append(template)
+                return dump_jsonl(coll, history)
+            return dump_jsonl(coll, full)
+        return dump_yaml(coll, full)
+
+    def add_exemplars(
+        self, collection: str, template_id: str, texts: Sequence[str], source: str = "added"
+    ) -> tuple[int, int]:
+        """Attach phrasings to a template; returns (added, duplicates)."""
+        template = self.store.get_template(collection, template_id)
+        names = {p.name for p in template.parameters}
+        clean = []
+        for text in texts:
+            if not text.strip():
+                raise ValidationError("an exemplar is empty")
+            unknown = set(PLACEHOLDER.findall(text)) - names
+            if unknown:
+                raise ValidationError(
+                    f"exemplar {text!r} names parameters template {template_id!r} lacks: "
+                    + ", ".join(sorted(unknown))
+                )
+            clean.append(text.strip())
+        exemplars = self._embed_exemplars(collection, template, clean, source)
+        added = self.store.add_exemplars(collection, exemplars)
+        if added:
+            self.refresh(collection)
+        log.info(
+            "exemplars_added", collection=collection, template_id=template_id,
+            added=added, duplicates=len(clean) - added, source=source,
+        )
+        return added, len(clean) - added
+
+    # -- feedback ----------------------------------------------------------
+
+    def feedback(
+        self,
+        lookup_id: str,
+        outcome: str,
+        *,
+        collection: str = "",
+        template_id: str = "",
+        intent: str = "",
+        parameters: Mapping[str, Any] | None = None,
+    ) -> tuple[str, bool, bool]:
+        """Learn from how a served plan went; returns (template_id, exemplar_added, negative_added)."""
+        if outcome not in ("worked", "wrong_plan", "failed"):
+            raise ValidationError("outcome must be worked, wrong_plan or failed")
+        recent = self._recent.get(lookup_id) if lookup_id else None
+        if recent is None:
+            if not (collection and template_id and intent):
+                raise NotFoundError(
+                    f"lookup {lookup_id!r} is not known (restarted server or another replica): "
+                    "send collection, template_id, intent and parameters with the feedback"
+                )
+            values = check_parameters(parameters or {})
+            key = retrieval_key(intent, values)
+            vector = self.embedder.embed([key])[0]
+            self.store.get_template(collection, template_id)
+            recent = _Recent(collection, template_id, 0, intent, values, key, vector)
+        state = self.state(recent.collection)
+        state.decider.record_outcome(recent.template_id, recent.vector, outcome)
+
+        exemplar_added = negative_added = False
+        if outcome == "worked":
+            self.store.bump_counters(recent.collection, recent.template_id, successes=1)
+            exemplar_added = self._learn_positive(state, recent)
+        elif outcome == "failed":
+            self.store.bump_counters(recent.collection, recent.template_id, failures=1)
+        else:
+            self.store.bump_counters(recent.collection, recent.template_id, wrong_plan_reports=1)
+            text = exemplar_text(recent.intent or recent.key, recent.parameters)
+            negative = Exemplar(
+                recent.collection, recent.template_id, text, recent.key, recent.vector,
+                "negative", "feedback",
+            )
+            negative_added = self.store.add_exemplars(recent.collection, [negative]) > 0
+            if negative_added:
+                self.refresh(recent.collection)
+        log.info(
+            "feedback", lookup_id=lookup_id or None, collection=recent.collection,
+            template_id=recent.template_id, outcome=outcome,
+            exemplar_added=exemplar_added, negative_added=negative_added,
+        )
+        return recent.template_id, exemplar_added, negative_added
+
+    def _learn_positive(self, state: _CollectionState, recent: _Recent) -> bool:
+        """A confirmed hit joins its template's exemplars, bounded and deduplicated."""
+        learned = [
+            e for e in self.store.exemplars(recent.collection, "positive")
+            if e.template_id == recent.template_id and e.source == "feedback"
+        ]
+        if len(learned) >= MAX_LEARNED_EXEMPLARS:
+            return False
+        # A phrasing almost identical to a stored one teaches nothing new.
+        if any(float(np.dot(e.vector, recent.vector)) > 0.97 for e in learned):
+            return False
+        text = exemplar_text(recent.intent or recent.key, recent.parameters) if recent.intent else recent.key
+        exemplar = Exemplar(
+            recent.collection, recent.template_id, text, recent.key, recent.vector,
+            "positive", "feedback",
+        )
+        added = self.store.add_exemplars(recent.collection, [exemplar]) > 0
+        if added:
+            self.refresh(recent.collection)
+        return added
+
+    # -- execution support -------------------------------------------------
+
+    def bind_template(
+        self, collection: str, template_id: str, version: int, parameters: Mapping[str, Any]
+    ) -> BoundPlan:
+        template = self.store.get_template(collection, template_id, version)
+        plan, problems = bind(template, check_parameters(parameters))
+        if plan is None:
+            raise ValidationError(f"template {template_id!r}: " + "; ".join(problems))
+        return plan
+
+    def collection_ttl(self, collection: str) -> timedelta:
+        return self.state(collection).collection.settings.default_ttl
+
+
+_MISS_DETAIL = {
+    "no_candidate": "the collection holds no template near this request",
+    "below_threshold": "the nearest template is not similar enough to serve",
+    "ambiguous": "two templates are too close to tell apart; serving either could be wrong",
+    "rejected_by_feedback": "this template was reported as the wrong plan for requests like this",
+}

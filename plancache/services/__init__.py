@@ -1,0 +1,1 @@
+"""gRPC servicers: each translates messages and calls PlanCache, nothing more."""
