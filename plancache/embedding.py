@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Protocol
 
 import numpy as np
 
 from plancache.errors import ConfigurationError
 
-__all__ = ["Embedder", "SentenceTransformerEmbedder", "default_model_path"]
+__all__ = ["Embedder", "EmbeddingBatcher", "SentenceTransformerEmbedder", "default_model_path"]
 
 
 class Embedder(Protocol):
@@ -52,6 +53,10 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        # Its progress bars would break the one-JSON-object-per-line logs.
+        transformers_logging.disable_progress_bar()
 
         path = model_path or default_model_path()
         if not os.path.isdir(path):
@@ -93,3 +98,55 @@ class SentenceTransformerEmbedder:
                 show_progress_bar=False,
             )
         return np.asarray(vectors, dtype=np.float32)
+
+
+class EmbeddingBatcher:
+    """Coalesces concurrent single-text requests into one model call.
+
+    A worker thread encodes everything queued since its last call in one
+    batch: at low load each request is encoded alone, with no added wait;
+    under load, requests that arrive while a batch runs share the next
+    one, which costs far less than encoding them one after another.
+    """
+
+    def __init__(self, embedder: Embedder, *, max_batch: int = 64) -> None:
+        self._embedder = embedder
+        self._max_batch = max_batch
+        self._pending: list[tuple[str, Future[np.ndarray]]] = []
+        self._ready = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._run, name="embedding-batcher", daemon=True)
+        self._worker.start()
+
+    def submit(self, text: str) -> Future[np.ndarray]:
+        future: Future[np.ndarray] = Future()
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("the embedding batcher is closed")
+            self._pending.append((text, future))
+            self._ready.notify()
+        return future
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        self._worker.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._pending and not self._closed:
+                    self._ready.wait()
+                if self._closed and not self._pending:
+                    return
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+            try:
+                vectors = self._embedder.embed([text for text, _ in batch])
+            except BaseException as exc:  # handed to every waiter, never lost
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, future), vector in zip(batch, vectors, strict=True):
+                future.set_result(vector)

@@ -219,9 +219,18 @@ class EmbeddedStore:
     ) -> None:
         status = {t.id: t.status.value for t in templates}
         points = self._points(collection, exemplars, status)
-        written: list[str] = []
         with self._transaction() as db:
             self._require_collection(collection)
+            # What a failure must restore: the status the earlier exemplars
+            # had, and which points are new (upserting a stored phrasing
+            # again must not delete it on rollback).
+            before = {
+                t.id: self.get_template(collection, t.id).status.value
+                for t in templates
+                if self._has_template(collection, t.id)
+            }
+            ids = [str(p.id) for p in points]
+            present = {str(r.id) for r in self._shard.retrieve(ids, False, False)} if ids else set()
             for template in templates:
                 try:
                     db.execute(
@@ -236,22 +245,33 @@ class EmbeddedStore:
                     ) from exc
             try:
                 for start in range(0, len(points), _BATCH):
-                    batch = points[start : start + _BATCH]
-                    self._vector_update(qe.UpdateOperation.upsert_points(batch))
-                    written += [str(p.id) for p in batch]
+                    self._vector_update(qe.UpdateOperation.upsert_points(points[start : start + _BATCH]))
                 # Exemplars kept from earlier versions follow the new status.
                 for template in templates:
-                    self._vector_update(
-                        qe.UpdateOperation.set_payload_by_filter(
-                            self._template_filter(collection, template.id),
-                            {"status": status[template.id]},
-                        )
-                    )
+                    self._set_status_payload(collection, template.id, status[template.id])
                 self._flush()
             except BaseException:
-                if written:
-                    self._shard.update(qe.UpdateOperation.delete_points(written))
+                fresh = [i for i in ids if i not in present]
+                if fresh:
+                    self._shard.update(qe.UpdateOperation.delete_points(fresh))
+                for template_id, value in before.items():
+                    self._set_status_payload(collection, template_id, value)
+                self._shard.flush()
                 raise
+
+    def _has_template(self, collection: str, template_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM template_versions WHERE collection = ? AND template_id = ? LIMIT 1",
+            (collection, template_id),
+        ).fetchone()
+        return row is not None
+
+    def _set_status_payload(self, collection: str, template_id: str, status: str) -> None:
+        self._vector_update(
+            qe.UpdateOperation.set_payload_by_filter(
+                self._template_filter(collection, template_id), {"status": status}
+            )
+        )
 
     def _row_template(self, body: str) -> Template:
         return Template.model_validate_json(body)
@@ -306,12 +326,7 @@ class EmbeddedStore:
                 "AND version = ?",
                 (changed.model_dump_json(), collection, template_id, current.version),
             )
-            self._vector_update(
-                qe.UpdateOperation.set_payload_by_filter(
-                    self._template_filter(collection, template_id),
-                    {"status": status.value},
-                )
-            )
+            self._set_status_payload(collection, template_id, status.value)
             self._flush()
         return changed
 
