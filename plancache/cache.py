@@ -26,14 +26,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from plancache.decision import Candidate, Decider, Decision, DecisionConfig
-from plancache.embedding import Embedder
+from plancache.embedding import Embedder, EmbeddingBatcher
 from plancache.errors import (
     ConflictError,
     NotFoundError,
+    PermissionDeniedError,
     PlannerError,
     PlannerNotConfigured,
     PlannerTimeout,
     ValidationError,
+    VersionConflictError,
 )
 from plancache.keys import PLACEHOLDER, exemplar_key, exemplar_text, retrieval_key
 from plancache.logs import get_logger
@@ -64,6 +66,23 @@ MAX_LEARNED_EXEMPLARS = 50
 # templates no planner made: a system prompt with the tool catalogue in, the
 # plan out (about 4 characters a token).
 _PLANNING_PROMPT_TOKENS = 1200
+# Of a Lookup's deadline, the time kept back from the planner for storing its
+# template (embedding the exemplars, one write), so a plan made just in time
+# is also served in time.
+_STORE_RESERVE_S = 0.25
+_PLANNED_CAP = 1024
+# Exemplar sources learned from traffic: an update's exemplar list leaves them.
+_LEARNED_SOURCES = ("feedback", "added")
+_COLLECTION_PATHS = (
+    "description",
+    "tenant",
+    "settings",
+    "settings.default_ttl",
+    "settings.auto_approve_planned",
+    "settings.tools",
+    "settings.max_wrong_rate",
+    "settings.min_similarity",
+)
 
 
 @dataclass(frozen=True)
@@ -202,7 +221,11 @@ class PlanCache:
         self._state_lock = threading.RLock()
         self._recent: OrderedDict[str, _Recent] = OrderedDict()
         self._recent_cap = 100_000
-        self._inflight: dict[tuple[str, str], asyncio.Future[PlannedTemplate]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Task[PlannedTemplate]] = {}
+        self._batcher = EmbeddingBatcher(embedder)
+        # Plans of flights that ended lately, for misses decided before the
+        # template was stored but arriving after its flight ended.
+        self._planned: OrderedDict[tuple[str, str], PlannedTemplate] = OrderedDict()
 
     # -- collection state --------------------------------------------------
 
@@ -269,7 +292,8 @@ class PlanCache:
             await self._decide(state, result, intent, values, options)
 
         if result.outcome == "miss" and not options.no_plan_on_miss:
-            await self._plan_on_miss(state, result, intent, values, deadline_s)
+            remaining = deadline_s - (time.perf_counter() - started)
+            await self._plan_on_miss(state, result, intent, values, remaining)
 
         result.timings["total_ms"] = (time.perf_counter() - started) * 1000
         self._record(collection, result)
@@ -284,7 +308,7 @@ class PlanCache:
         options: LookupOptions,
     ) -> None:
         t0 = time.perf_counter()
-        vector = (await asyncio.to_thread(self.embedder.embed, [result.key]))[0]
+        vector = await asyncio.wrap_future(self._batcher.submit(result.key))
         t1 = time.perf_counter()
         hits = await asyncio.to_thread(self.store.search, state.collection.name, vector, self.top_k)
         t2 = time.perf_counter()
@@ -406,26 +430,69 @@ class PlanCache:
         values: dict[str, Any],
         deadline_s: float,
     ) -> PlannedTemplate:
-        """Concurrent misses with one key share one planner call (single flight)."""
+        """Concurrent misses with one key share one planner call (single flight).
+
+        The planning runs in a task of its own: a caller whose deadline
+        passes, or whose RPC is cancelled, stops waiting without cancelling
+        the plan the others wait for, and a plan that ends late is still
+        stored for the next request.
+        """
         assert self.planner is not None
         flight = (state.collection.name, key)
-        pending = self._inflight.get(flight)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[PlannedTemplate] = asyncio.get_running_loop().create_future()
-        self._inflight[flight] = future
+        done = self._planned.get(flight)
+        # A miss decided before that plan was stored shares it, and so does
+        # one for a plan awaiting approval (the decider never sees those); a
+        # miss decided with an active template in view was the decider's call.
+        if done is not None and (
+            done.template.id not in state.templates
+            or done.template.status is not TemplateStatus.ACTIVE
+        ):
+            current = self.state(state.collection.name).templates.get(done.template.id)
+            if current is not None and (current.version, current.status) == (
+                done.template.version, done.template.status,
+            ):
+                return done
+        if deadline_s <= _STORE_RESERVE_S:
+            raise PlannerTimeout(
+                f"no time was left to plan within the lookup's deadline ({deadline_s:.2f} s left)"
+            )
+        task = self._inflight.get(flight)
+        if task is None:
+            planning = self._plan_and_store(
+                flight, state.collection, intent, values, deadline_s - _STORE_RESERVE_S
+            )
+            task = asyncio.ensure_future(planning)
+            self._inflight[flight] = task
+            task.add_done_callback(lambda ended: self._flight_ended(flight, ended))
         try:
-            planned = await self.planner.plan(state.collection, intent, values, deadline_s)
-            stored = await asyncio.to_thread(self._store_planned, state.collection, planned, intent, values)
-            future.set_result(stored)
-            return stored
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Nobody else may be waiting; keep asyncio from warning about it.
-            future.exception()
-            raise
-        finally:
-            self._inflight.pop(flight, None)
+            return await asyncio.wait_for(asyncio.shield(task), timeout=deadline_s)
+        except TimeoutError as exc:
+            raise PlannerTimeout(
+                f"planning did not finish within the lookup's deadline of {deadline_s:.1f} s"
+            ) from exc
+
+    async def _plan_and_store(
+        self,
+        flight: tuple[str, str],
+        collection: Collection,
+        intent: str,
+        values: dict[str, Any],
+        deadline_s: float,
+    ) -> PlannedTemplate:
+        assert self.planner is not None
+        planned = await self.planner.plan(collection, intent, values, deadline_s)
+        stored = await asyncio.to_thread(self._store_planned, collection, planned, intent, values)
+        self._planned[flight] = stored
+        while len(self._planned) > _PLANNED_CAP:
+            self._planned.popitem(last=False)
+        return stored
+
+    def _flight_ended(self, flight: tuple[str, str], task: asyncio.Task[PlannedTemplate]) -> None:
+        if self._inflight.get(flight) is task:
+            del self._inflight[flight]
+        # Every waiter may have given up; keep asyncio from warning about it.
+        if not task.cancelled():
+            task.exception()
 
     def _store_planned(
         self, collection: Collection, planned: PlannedTemplate, intent: str, values: dict[str, Any]
@@ -586,8 +653,13 @@ class PlanCache:
         dry_run: bool = False,
         replace: bool = False,
         create_collection: bool = True,
+        tenant: str | None = None,
     ) -> ImportResult:
-        """Validate the whole file, then store it; a bad file stores nothing."""
+        """Validate the whole file, then store it; a bad file stores nothing.
+
+        ``tenant`` set: the caller acts for that tenant; a collection of
+        another tenant counts as missing, and a new one is created for it.
+        """
         parsed: CollectionFile = load(text, source, collection)
         name = parsed.collection.name
         try:
@@ -596,6 +668,15 @@ class PlanCache:
             stored_collection = None
             if not create_collection:
                 raise
+        if tenant is not None:
+            if stored_collection is not None and stored_collection.tenant != tenant:
+                raise NotFoundError(f"collection {name!r} does not exist")
+            if parsed.collection.tenant not in ("", tenant):
+                raise PermissionDeniedError(
+                    f"{source}: the file names tenant {parsed.collection.tenant!r}; this token "
+                    f"may import only into tenant {tenant!r} (remove the tenant line)"
+                )
+            parsed.collection = parsed.collection.model_copy(update={"tenant": tenant})
         existing = {t.id: t for t in self.store.list_templates(name)} if stored_collection else {}
         clashes = sorted(set(existing) & {t.id for t in parsed.templates})
         if clashes and not replace:
@@ -614,7 +695,8 @@ class PlanCache:
                 template.model_copy(
                     update={
                         "collection": name,
-                        "version": before.version + 1 if before else 1,
+                        # An exported template keeps its version number.
+                        "version": before.version + 1 if before else (template.version or 1),
                         "created_at": before.created_at if before else (template.created_at or now),
                         "updated_at": now if before else (template.updated_at or now),
                     }
@@ -685,7 +767,242 @@ class PlanCache:
         )
         return added, len(clean) - added
 
+    def update_template(
+        self,
+        template: Template,
+        *,
+        expected_version: int = 0,
+        status: TemplateStatus | None = None,
+    ) -> Template:
+        """Store ``template`` as the next version; earlier versions are kept.
+
+        ``status`` None keeps the current status (the template's own status
+        field is not read). ``expected_version`` set and no longer current:
+        VersionConflictError, nothing stored.
+        """
+        collection = self.store.get_collection(template.collection)
+        current = self.store.get_template(collection.name, template.id)
+        if expected_version and expected_version != current.version:
+            raise VersionConflictError(
+                f"template {template.id!r} is at version {current.version}, the update was "
+                f"based on version {expected_version}; read it again and redo the change"
+            )
+        return self._store_version(
+            collection, current, template, status or current.status, "template_updated"
+        )
+
+    def rollback_template(self, collection: str, template_id: str, version: int) -> Template:
+        """Store an earlier version's content (and status) as the next version."""
+        if version < 1:
+            raise ValidationError("version: give the version to restore (1 or more)")
+        stored = self.store.get_collection(collection)
+        current = self.store.get_template(collection, template_id)
+        if version == current.version:
+            raise ValidationError(
+                f"version {version} of template {template_id!r} is the current one; nothing to roll back"
+            )
+        earlier = self.store.get_template(collection, template_id, version)
+        return self._store_version(
+            stored, current, earlier, earlier.status, "template_rolled_back", restored_version=version
+        )
+
+    def _store_version(
+        self,
+        collection: Collection,
+        current: Template,
+        content: Template,
+        status: TemplateStatus,
+        event: str,
+        **log_fields: Any,
+    ) -> Template:
+        """Write ``content`` as the version after ``current``.
+
+        Its exemplar list replaces the template's own phrasings (curated or
+        planned); phrasings learned since (feedback, added) stay.
+        """
+        new = content.model_copy(
+            update={
+                "collection": collection.name,
+                "version": current.version + 1,
+                "created_at": current.created_at,
+                "updated_at": utcnow(),
+                "source": current.source,
+                "planning_cost": current.planning_cost,
+                "status": status,
+            }
+        )
+        self._check(collection, new)
+        fresh = self._embed_exemplars(collection.name, new, new.exemplars, "curated")
+        keep = {e.id for e in fresh}
+        stale = [
+            e.id for e in self.store.exemplars(collection.name, "positive")
+            if e.template_id == new.id and e.source not in _LEARNED_SOURCES and e.id not in keep
+        ]
+        try:
+            self.store.write_templates(collection.name, [new], fresh)
+        except VersionConflictError:
+            raise
+        except ConflictError as exc:
+            raise VersionConflictError(
+                f"template {new.id!r} changed while this change was stored; read it again and retry"
+            ) from exc
+        # Not atomic with the write: a failure here leaves the old phrasings
+        # serving the new version, which the next update removes.
+        removed = self.store.delete_exemplars(collection.name, stale) if stale else 0
+        self.refresh(collection.name)
+        log.info(
+            event, collection=collection.name, template_id=new.id, version=new.version,
+            previous_version=current.version, status=new.status.value,
+            exemplars=len(fresh), exemplars_removed=removed, **log_fields,
+        )
+        return new
+
+    def set_template_status(
+        self, collection: str, template_id: str, status: TemplateStatus
+    ) -> Template:
+        """Approve or re-enable (ACTIVE) or switch off (DISABLED) the current version."""
+        if status is TemplateStatus.CANDIDATE:
+            raise ValidationError(
+                "status: set ACTIVE to approve or re-enable a template, DISABLED to switch it off"
+            )
+        stored = self.store.get_collection(collection)
+        current = self.store.get_template(collection, template_id)
+        ttl = stored.settings.default_ttl
+        if status is TemplateStatus.ACTIVE and current.is_expired(ttl):
+            raise ValidationError(
+                f"template {template_id!r} expired at {current.expires_at(ttl):%Y-%m-%dT%H:%M:%SZ}; "
+                "update it first (a new version renews its TTL), then approve it"
+            )
+        changed = self.store.set_status(collection, template_id, status)
+        self.refresh(collection)
+        log.info(
+            "template_status_set", collection=collection, template_id=template_id,
+            version=changed.version, status=status.value, previous_status=current.status.value,
+        )
+        return changed
+
+    def delete_template(self, collection: str, template_id: str) -> int:
+        """Delete a template with all its versions, exemplars and counters."""
+        current = self.store.get_template(collection, template_id)
+        count = self.store.delete_template(collection, template_id)
+        self.refresh(collection)
+        log.info(
+            "template_deleted", collection=collection, template_id=template_id,
+            version=current.version, versions_deleted=count,
+        )
+        return count
+
+    def invalidate_templates(
+        self, collection: str, *, tag: str = "", older_than: timedelta | None = None
+    ) -> list[str]:
+        """Disable the templates with ``tag`` and/or last updated before ``older_than`` ago."""
+        if not tag and not older_than:
+            raise ValidationError(
+                "give a tag, older_than or both: invalidating every template takes a deliberate filter"
+            )
+        if older_than is not None and older_than.total_seconds() < 0:
+            raise ValidationError("older_than: must not be negative")
+        self.store.get_collection(collection)
+        cutoff = utcnow() - older_than if older_than else None
+        chosen = [
+            t for t in self.store.list_templates(collection)
+            if t.status is not TemplateStatus.DISABLED
+            and (not tag or tag in t.tags)
+            and (cutoff is None or ((t.updated_at or t.created_at) is not None
+                                    and (t.updated_at or t.created_at) < cutoff))
+        ]
+        for template in chosen:
+            self.store.set_status(collection, template.id, TemplateStatus.DISABLED)
+        if chosen:
+            self.refresh(collection)
+        log.info(
+            "templates_invalidated", collection=collection, tag=tag or None,
+            older_than_s=older_than.total_seconds() if older_than else None,
+            template_ids=[t.id for t in chosen], versions={t.id: t.version for t in chosen},
+        )
+        return [t.id for t in chosen]
+
+    def update_collection(self, name: str, changes: Collection, paths: Sequence[str]) -> Collection:
+        """Change the fields of ``changes`` that ``paths`` name (``settings.default_ttl``, ...)."""
+        if not paths:
+            raise ValidationError("nothing to change: name the fields in update_mask")
+        unknown = sorted(set(paths) - set(_COLLECTION_PATHS))
+        if unknown:
+            raise ValidationError(
+                f"update_mask: cannot change {', '.join(unknown)}; paths are "
+                + ", ".join(_COLLECTION_PATHS)
+            )
+        current = self.store.get_collection(name)
+        body = current.model_dump()
+        settings = body.pop("settings")
+        given = changes.settings.model_dump()
+        for path in paths:
+            if path == "settings":
+                settings = given
+            elif path.startswith("settings."):
+                settings[path.removeprefix("settings.")] = given[path.removeprefix("settings.")]
+            else:
+                body[path] = getattr(changes, path)
+        updated = Collection.model_validate({**body, "settings": settings})
+        self._check_settings(updated, tools_changed=bool({"settings", "settings.tools"} & set(paths)))
+        self.store.save_collection(updated)
+        self.refresh(name)
+        log.info("collection_updated", collection=name, paths=sorted(set(paths)))
+        return updated
+
+    def _check_settings(self, collection: Collection, *, tools_changed: bool) -> None:
+        settings = collection.settings
+        problems = []
+        if settings.default_ttl.total_seconds() <= 0:
+            problems.append("settings.default_ttl: must be positive")
+        if not 0 < settings.max_wrong_rate < 1:
+            problems.append("settings.max_wrong_rate: must be between 0 and 1 (e.g. 0.005)")
+        if not 0 <= settings.min_similarity <= 1:
+            problems.append("settings.min_similarity: must be between 0 and 1")
+        names = [tool.name for tool in settings.tools]
+        problems += [f"settings.tools: {n!r} is not a valid tool name" for n in names if not NAME.match(n)]
+        problems += [f"settings.tools: {n!r} is listed twice" for n in sorted({n for n in names if names.count(n) > 1})]
+        if problems:
+            raise ValidationError("; ".join(problems))
+        if not tools_changed:
+            return
+        # A catalogue that drops a tool some template calls would break it.
+        tools = settings.tool_names() if settings.tools else None
+        for template in self.store.list_templates(collection.name):
+            broken = check_template(template, tools=tools, tiers=self.tiers)
+            if broken:
+                problems.append(f"template {template.id!r}: " + "; ".join(broken))
+        if problems:
+            raise ValidationError("the new settings break stored templates: " + " | ".join(problems))
+
+    def sweep_expired(self) -> list[tuple[str, str]]:
+        """Disable every active template past its TTL; returns (collection, template id) pairs."""
+        swept: list[tuple[str, str]] = []
+        for collection in self.store.list_collections():
+            ttl = collection.settings.default_ttl
+            for template in self.store.list_templates(collection.name):
+                if template.status is not TemplateStatus.ACTIVE or not template.is_expired(ttl):
+                    continue
+                # Read again: an update since the listing renewed the TTL.
+                current = self.store.get_template(collection.name, template.id)
+                if current.version != template.version or current.status is not TemplateStatus.ACTIVE:
+                    continue
+                self.store.set_status(collection.name, template.id, TemplateStatus.DISABLED)
+                swept.append((collection.name, template.id))
+                log.info(
+                    "template_expired", collection=collection.name, template_id=template.id,
+                    version=template.version, expired_at=template.expires_at(ttl).isoformat(),
+                )
+            if any(name == collection.name for name, _ in swept):
+                self.refresh(collection.name)
+        return swept
+
     # -- feedback ----------------------------------------------------------
+
+    def recent_collection(self, lookup_id: str) -> str | None:
+        """The collection of a Lookup this process answered lately, if it still knows it."""
+        recent = self._recent.get(lookup_id)
+        return recent.collection if recent else None
 
     def feedback(
         self,
@@ -769,6 +1086,11 @@ class PlanCache:
         if plan is None:
             raise ValidationError(f"template {template_id!r}: " + "; ".join(problems))
         return plan
+
+    def close(self) -> None:
+        """Stop the embedding worker and close the store."""
+        self._batcher.close()
+        self.store.close()
 
     def collection_ttl(self, collection: str) -> timedelta:
         return self.state(collection).collection.settings.default_ttl

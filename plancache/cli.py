@@ -246,6 +246,100 @@ def templates_show(
     _print_json(response)
 
 
+@templates_app.command("warm")
+def templates_warm(
+    intents: Annotated[Path, typer.Option("--intents", help="File with one intent a line.")],
+    collection: Annotated[str, typer.Option(help="Collection to plan for.")],
+    poll_interval: Annotated[float, typer.Option(help="Seconds between batch status polls.")] = 10.0,
+    max_wait: Annotated[float, typer.Option(help="Give up (and cancel the batch) after this many seconds.")] = 3600.0,
+    server: Server = None,
+    token: Token = None,
+) -> None:
+    """Plan a list of intents through the Message Batches API and store them as candidates."""
+    from plancache.config import Settings
+    from plancache.convert import collection_from_proto
+    from plancache.errors import PlancacheError
+    from plancache.pricing import PriceTable
+    from plancache.templatefile import dump_jsonl
+
+    # The planner runs here, with this machine's Settings (API key, model,
+    # tiers, prices), and the candidates reach the server as a JSONL import:
+    # unlike CreateTemplate, ImportTemplates keeps them marked as planned with
+    # their planning cost (so hits after approval count what they saved), and
+    # stores the whole list or nothing.
+    settings = Settings.from_env()
+    if not settings.anthropic_api_key:
+        typer.echo("error: set ANTHROPIC_API_KEY to plan (the batch runs from this machine)", err=True)
+        raise typer.Exit(2)
+    from planner import AnthropicPlanner, read_intents
+
+    lines = read_intents(intents)
+    if not lines:
+        raise typer.BadParameter(f"{intents}: no intents (one a line; # starts a comment)")
+    with _client(server, token) as client:
+        wanted = _call(client.templates.GetCollection, tpl_svc.GetCollectionRequest(name=collection), client)
+        existing: set[str] = set()
+        page = ""
+        while True:
+            listed = _call(
+                client.templates.ListTemplates,
+                tpl_svc.ListTemplatesRequest(collection=collection, page_size=1000, page_token=page),
+                client,
+            )
+            existing |= {t.id for t in listed.templates}
+            page = listed.next_page_token
+            if not page:
+                break
+        target = collection_from_proto(wanted)
+        prices = PriceTable.from_file(settings.prices_file) if settings.prices_file else PriceTable()
+
+        async def plan() -> Any:
+            planner = AnthropicPlanner.from_settings(settings, prices)
+            try:
+                return await planner.warm_up(
+                    target, lines, poll_interval_s=poll_interval, max_wait_s=max_wait
+                )
+            finally:
+                await planner.close()
+
+        try:
+            warmed = asyncio.run(plan())
+        except PlancacheError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+
+        candidates = []
+        for template in warmed.templates:
+            template_id, suffix = template.id, 2
+            while template_id in existing:
+                template_id, suffix = f"{template.id}_{suffix}", suffix + 1
+            existing.add(template_id)
+            candidates.append(template.model_copy(update={"id": template_id}))
+        if candidates:
+            _call(
+                client.templates.ImportTemplates,
+                tpl_svc.ImportTemplatesRequest(
+                    content=dump_jsonl(target, candidates), format=tpl_svc.TEMPLATE_FORMAT_JSONL,
+                    source_name=f"warm-{collection}.jsonl", collection=collection,
+                ),
+                client,
+                timeout=600,
+            )
+    for intent, reason in warmed.failures:
+        typer.echo(f"failed: {intent!r}: {reason}", err=True)
+    usage = warmed.usage
+    typer.echo(f"planned {len(candidates)} of {len(lines)} intents as candidates in {collection} "
+               f"(batches {', '.join(warmed.batch_ids)})")
+    typer.echo(f"tokens in {usage.total_input} (cache read {usage.cache_read_tokens}, "
+               f"cache write {usage.cache_write_tokens}) out {usage.output_tokens}")
+    typer.echo(f"cost ${warmed.cost_usd:.4f} at the batch price; ${warmed.live_cost_usd:.4f} live "
+               f"(saved ${warmed.saved_usd:.4f})")
+    for template in candidates:
+        typer.echo(f"  {template.id}: {template.description}")
+    if warmed.failures:
+        raise typer.Exit(1)
+
+
 # -- exemplars --------------------------------------------------------------
 
 

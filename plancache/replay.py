@@ -23,8 +23,10 @@ import numpy as np
 from plancache.convert import dict_to_struct
 from plancache.v1 import plan_service_pb2 as pb
 from plancache.v1 import plan_service_pb2_grpc as pb_grpc
+from plancache.v1 import stats_service_pb2 as stats_pb
+from plancache.v1 import stats_service_pb2_grpc as stats_grpc
 
-__all__ = ["ReplayReport", "Request", "read_requests", "replay"]
+__all__ = ["PlannerFigures", "ReplayReport", "Request", "read_requests", "replay"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,29 @@ class Request:
     text: str
     label: str
     parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PlannerFigures:
+    """The planner's share of a replay: GetStats after minus GetStats before."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    cache_read_tokens: int = 0
+    output_tokens: int = 0
+    spent_usd: float = 0.0
+    saved_usd: float = 0.0
+
+    @classmethod
+    def between(cls, before: stats_pb.GetStatsResponse, after: stats_pb.GetStatsResponse) -> PlannerFigures:
+        return cls(
+            calls=after.planner_calls - before.planner_calls,
+            input_tokens=after.planner_input_tokens - before.planner_input_tokens,
+            cache_read_tokens=after.planner_cache_read_tokens - before.planner_cache_read_tokens,
+            output_tokens=after.planner_output_tokens - before.planner_output_tokens,
+            spent_usd=after.spent_usd - before.spent_usd,
+            saved_usd=after.saved_usd - before.saved_usd,
+        )
 
 
 @dataclass
@@ -54,6 +79,8 @@ class ReplayReport:
     server_ms: list[float] = field(default_factory=list)
     saved_usd: float = 0.0
     wall_s: float = 0.0
+    # What the server's stats moved by during the replay (None: not readable).
+    planner: PlannerFigures | None = None
 
     @property
     def hit_rate(self) -> float:
@@ -97,6 +124,16 @@ class ReplayReport:
         )
         out.append(f"throughput        {self.requests / self.wall_s:.0f} lookups/s" if self.wall_s else "")
         out.append(f"saved             ${self.saved_usd:.4f} of planner spend by hits")
+        if self.planner is not None:
+            figures = self.planner
+            out.append(
+                f"planner           {figures.calls} calls, {figures.input_tokens} tokens in "
+                f"({figures.cache_read_tokens} from the prompt cache), {figures.output_tokens} out"
+            )
+            out.append(
+                f"money             ${figures.spent_usd:.4f} spent on planning, "
+                f"${figures.saved_usd:.4f} saved by hits (server stats)"
+            )
         if self.miss_reasons:
             reasons = ", ".join(f"{r} {c}" for r, c in self.miss_reasons.most_common())
             out.append(f"miss reasons      {reasons}")
@@ -165,6 +202,8 @@ async def replay(
     started = time.perf_counter()
     async with grpc.aio.insecure_channel(server) as channel:
         stub = pb_grpc.PlanServiceStub(channel)
+        stats = stats_grpc.StatsServiceStub(channel)
+        before = await _stats(stats, collection, metadata)
 
         async def one(request: Request) -> None:
             message = pb.LookupRequest(
@@ -189,8 +228,23 @@ async def replay(
             _count(report, request, response, known_labels, elapsed)
 
         await asyncio.gather(*(one(r) for r in requests))
-    report.wall_s = time.perf_counter() - started
+        report.wall_s = time.perf_counter() - started
+        after = await _stats(stats, collection, metadata)
+    if before is not None and after is not None:
+        report.planner = PlannerFigures.between(before, after)
     return report
+
+
+async def _stats(
+    stub: stats_grpc.StatsServiceStub, collection: str, metadata: tuple[tuple[str, str], ...]
+) -> stats_pb.GetStatsResponse | None:
+    # A token that may look up but not read stats still gets its replay.
+    try:
+        return await stub.GetStats(
+            stats_pb.GetStatsRequest(collection=collection), timeout=10.0, metadata=metadata
+        )
+    except grpc.aio.AioRpcError:
+        return None
 
 
 def _count(

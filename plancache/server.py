@@ -9,6 +9,7 @@ with no proto files at hand.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Sequence
@@ -18,13 +19,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from executor import ExecuteHandler
+from plancache.auth import AuthInterceptor, AuthPolicy
 from plancache.cache import PlanCache
 from plancache.config import Settings
 from plancache.errors import ConfigurationError
 from plancache.logs import get_logger
+from plancache.metrics import Metrics, MetricsEndpoint
 from plancache.services.plan import PlanServicer
 from plancache.services.stats import StatsServicer
 from plancache.services.templates import TemplateServicer
+from plancache.sweeper import start_sweeper
 from plancache.v1 import (
     plan_service_pb2,
     plan_service_pb2_grpc,
@@ -53,32 +58,46 @@ class Server:
     port: int
     cache: PlanCache
     health: health.aio.HealthServicer
+    # The TTL sweeper task, and the Prometheus endpoint (None when off).
+    sweeper: asyncio.Task[None] | None = None
+    metrics: MetricsEndpoint | None = None
 
     async def stop(self, grace: float = 2.0) -> None:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.grpc_server.stop(grace)
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sweeper
+        if self.metrics is not None:
+            self.cache.stats.remove_sink(self.metrics.metrics)
+            await asyncio.to_thread(self.metrics.close)
 
 
 def build_cache(settings: Settings) -> PlanCache:
     """The PlanCache the settings describe: store, embedder, planner, prices."""
     from plancache.embedding import SentenceTransformerEmbedder
     from plancache.pricing import PriceTable
+    from plancache.stats import Stats
     from plancache.store import open_store
 
     embedder = SentenceTransformerEmbedder(settings.embedding_model)
     store = open_store(settings.store, dimension=embedder.dimension, api_key=settings.qdrant_api_key)
     prices = PriceTable.from_file(settings.prices_file) if settings.prices_file else PriceTable()
+    # One Stats for the cache and the planner: every planner call is counted.
+    stats = Stats()
     planner = None
     if settings.anthropic_api_key:
         from planner import AnthropicPlanner
 
-        planner = AnthropicPlanner.from_settings(settings, prices)
+        planner = AnthropicPlanner.from_settings(settings, prices, stats=stats)
     return PlanCache(
         store,
         embedder,
         planner=planner,
         prices=prices,
+        stats=stats,
         planner_model=settings.planner_model,
         top_k=settings.top_k,
         tiers=tuple(settings.tiers),
@@ -99,18 +118,13 @@ async def build_server(cache: PlanCache, address: str, settings: Settings | None
     """Register every service on a new server bound to ``address``; not yet started."""
     settings = settings or Settings()
     server = grpc.aio.server(
+        interceptors=[AuthInterceptor(AuthPolicy.from_settings(settings), cache)],
         options=[
             ("grpc.max_receive_message_length", 32 * 1024 * 1024),
             ("grpc.max_send_message_length", 32 * 1024 * 1024),
         ]
     )
-    execute = None
-    try:
-        from executor import ExecuteHandler
-    except ImportError:
-        ExecuteHandler = None
-    if ExecuteHandler is not None:
-        execute = ExecuteHandler.from_settings(cache, settings)
+    execute = ExecuteHandler.from_settings(cache, settings)
     plan_service_pb2_grpc.add_PlanServiceServicer_to_server(
         PlanServicer(cache, lookup_deadline_s=settings.lookup_deadline_s, execute=execute), server
     )
@@ -133,7 +147,12 @@ async def build_server(cache: PlanCache, address: str, settings: Settings | None
         port = server.add_secure_port(address, credentials)
     if port == 0:
         raise ConfigurationError(f"cannot listen on {address!r} (in use, or not an address)")
-    return Server(server, port, cache, health_servicer)
+    endpoint = None
+    if settings.metrics_listen:
+        endpoint = MetricsEndpoint(Metrics(), settings.metrics_listen)
+        cache.stats.add_sink(endpoint.metrics)
+    sweeper = start_sweeper(cache, settings.sweep_interval_s)
+    return Server(server, port, cache, health_servicer, sweeper=sweeper, metrics=endpoint)
 
 
 def seed(cache: PlanCache, folder: str) -> list[str]:
@@ -168,6 +187,7 @@ async def serve(settings: Settings) -> None:
     log.info(
         "server_started", listen=settings.listen, port=server.port, store=settings.store,
         seeded=seeded, planner=cache.planner is not None, tls=bool(settings.tls_cert),
+        metrics_port=server.metrics.port if server.metrics else None,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -176,5 +196,5 @@ async def serve(settings: Settings) -> None:
     await stop.wait()
     log.info("server_stopping")
     await server.stop()
-    cache.store.close()
+    cache.close()
     log.info("server_stopped")

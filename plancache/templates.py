@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
@@ -316,6 +317,11 @@ def check_template(
                 problems.append(f"{where}.tool: a tool step names its tool")
             elif tools is not None and step.tool not in tools:
                 problems.append(f"{where}.tool: {step.tool!r} is not in the collection's tool catalogue")
+        if step.output_schema:
+            try:
+                jsonschema.Draft202012Validator.check_schema(step.output_schema)
+            except jsonschema.SchemaError as exc:
+                problems.append(f"{where}.output_schema: not a valid JSON Schema: {exc.message}")
         if step.kind is StepKind.LLM:
             if step.tier not in tiers:
                 problems.append(
