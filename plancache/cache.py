@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -143,6 +143,10 @@ class _Recent:
     vector: np.ndarray
 
 
+def _default_decider(collection: Collection) -> Decider:
+    return Decider(DecisionConfig(max_wrong_rate=collection.settings.max_wrong_rate))
+
+
 class _CollectionState:
     """What Lookup needs of one collection, kept in memory."""
 
@@ -208,8 +212,10 @@ class PlanCache:
         stats: Stats | None = None,
         top_k: int = 32,
         tiers: Sequence[str] = ("small", "medium", "large"),
+        decider_factory: Callable[[Collection], Decider] | None = None,
     ) -> None:
         self.store = store
+        self._decider_factory = decider_factory or _default_decider
         self.embedder = embedder
         self.planner = planner
         self.prices = prices or PriceTable()
@@ -230,7 +236,7 @@ class PlanCache:
     # -- collection state --------------------------------------------------
 
     def _decider_for(self, collection: Collection) -> Decider:
-        return Decider(DecisionConfig(max_wrong_rate=collection.settings.max_wrong_rate))
+        return self._decider_factory(collection)
 
     def _load_state(self, name: str) -> _CollectionState:
         collection = self.store.get_collection(name)
@@ -614,6 +620,7 @@ class PlanCache:
             )
         self.store.create_collection(collection)
         self.refresh(collection.name)
+        log.info("collection_created", collection=collection.name, tenant=collection.tenant or None)
         return collection
 
     def create_template(self, template: Template) -> Template:
@@ -904,12 +911,14 @@ class PlanCache:
             raise ValidationError("older_than: must not be negative")
         self.store.get_collection(collection)
         cutoff = utcnow() - older_than if older_than else None
+
+        def old_enough(template: Template) -> bool:
+            changed = template.updated_at or template.created_at
+            return cutoff is None or (changed is not None and changed < cutoff)
+
         chosen = [
             t for t in self.store.list_templates(collection)
-            if t.status is not TemplateStatus.DISABLED
-            and (not tag or tag in t.tags)
-            and (cutoff is None or ((t.updated_at or t.created_at) is not None
-                                    and (t.updated_at or t.created_at) < cutoff))
+            if t.status is not TemplateStatus.DISABLED and (not tag or tag in t.tags) and old_enough(t)
         ]
         for template in chosen:
             self.store.set_status(collection, template.id, TemplateStatus.DISABLED)
@@ -989,9 +998,10 @@ class PlanCache:
                     continue
                 self.store.set_status(collection.name, template.id, TemplateStatus.DISABLED)
                 swept.append((collection.name, template.id))
+                expired_at = template.expires_at(ttl)
                 log.info(
                     "template_expired", collection=collection.name, template_id=template.id,
-                    version=template.version, expired_at=template.expires_at(ttl).isoformat(),
+                    version=template.version, expired_at=expired_at.isoformat() if expired_at else None,
                 )
             if any(name == collection.name for name, _ in swept):
                 self.refresh(collection.name)
@@ -1101,4 +1111,5 @@ _MISS_DETAIL = {
     "below_threshold": "the nearest template is not similar enough to serve",
     "ambiguous": "two templates are too close to tell apart; serving either could be wrong",
     "rejected_by_feedback": "this template was reported as the wrong plan for requests like this",
+    "out_of_scope": "the request is far from everything this collection serves",
 }

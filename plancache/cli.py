@@ -233,16 +233,24 @@ def templates_show(
     collection: str,
     template_id: str,
     version: Annotated[int, typer.Option(help="A version; 0 is the current one.")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="json, or yaml to edit and pass to 'templates update'")] = "json",
     server: Server = None,
     token: Token = None,
 ) -> None:
-    """Show one template as JSON."""
+    """Show one template as JSON (or YAML)."""
+    if fmt not in ("json", "yaml"):
+        raise typer.BadParameter("--format is json or yaml")
     with _client(server, token) as client:
         response = _call(
             client.templates.GetTemplate,
             tpl_svc.GetTemplateRequest(collection=collection, template_id=template_id, version=version),
             client,
         )
+    if fmt == "yaml":
+        from plancache._cli_curation import template_yaml
+
+        typer.echo(template_yaml(response), nl=False)
+        return
     _print_json(response)
 
 
@@ -557,3 +565,8 @@ def replay(
         )
     for line in report.lines():
         typer.echo(line)
+
+
+# Curation commands and the savings report live in their own module;
+# importing it adds them to the groups above.
+from plancache import _cli_curation  # noqa: E402, F401

@@ -68,6 +68,7 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     metrics_listen: str | None = None
+    sweep_interval_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -99,6 +100,8 @@ class Settings:
             raise ConfigurationError("PLANCACHE_LOG_FORMAT must be json or console")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigurationError("set both PLANCACHE_TLS_CERT and PLANCACHE_TLS_KEY, or neither")
+        if self.sweep_interval_s < 0:
+            raise ConfigurationError("PLANCACHE_SWEEP_INTERVAL_S must be 0 (off) or more")
         if "small" not in self.tiers:
             raise ConfigurationError("PLANCACHE_TIERS must name a 'small' tier")
 

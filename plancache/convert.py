@@ -56,6 +56,7 @@ MISS_REASONS = {
     "planner_timeout": plan_pb.MISS_REASON_PLANNER_TIMEOUT,
     "awaiting_approval": plan_pb.MISS_REASON_AWAITING_APPROVAL,
     "rejected_by_feedback": plan_pb.MISS_REASON_REJECTED_BY_FEEDBACK,
+    "out_of_scope": plan_pb.MISS_REASON_OUT_OF_SCOPE,
 }
 OUTCOMES = {
     "hit": plan_pb.LOOKUP_OUTCOME_HIT,

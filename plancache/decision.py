@@ -93,7 +93,7 @@ class DecisionConfig:
     """
 
     max_wrong_rate: float = 0.005
-    max_oos_rate: float = 0.05
+    max_oos_rate: float = 0.1
     # Never serve a template the model gives less than this probability, so at
     # most one template can ever pass.
     min_probability: float = 0.5
@@ -101,6 +101,18 @@ class DecisionConfig:
     fallback_probability: float = 0.9
     fallback_similarity: float = 0.75
     min_calibration_samples: int = 20
+    # Cross-validation on exemplars flatters the model (requests phrase things
+    # less like the exemplars than exemplars do among themselves): calibrate
+    # against this share of max_wrong_rate.
+    calibration_margin: float = 0.5
+    # Share of templates whose exemplars are held out whole, as stand-ins for
+    # requests with no template.
+    oos_template_share: float = 0.5
+    # Refit without recalibrating while the curated exemplars changed by at
+    # most this share since the last calibration and no template came or went.
+    recalibrate_change: float = 0.1
+    # Calibration rounds whose held-out samples are pooled.
+    calibration_rounds: int = 3
     # Inverse L2 strength of the softmax model (weakly regularised works best:
     # exemplars of close templates must be pulled apart).
     regularization: float = 100.0
@@ -109,13 +121,17 @@ class DecisionConfig:
     # fitting: exact while a collection has fewer exemplars, faster after.
     max_rank: int = 256
     max_iterations: int = 150
-    # Cap on the exemplars held out per template for the out-of-scope estimate.
-    max_oos_samples: int = 2000
     # A miss below threshold is "ambiguous" when the runner-up template holds
     # at least this share of the best one's probability.
     ambiguity_ratio: float = 0.5
-    # How far one wrong_plan report moves a template's threshold (logit units).
+    # How far one wrong_plan report moves its template's threshold, and the
+    # threshold of the whole collection (logit units). Each worked report moves
+    # them back by step * max_wrong_rate / (1 - max_wrong_rate).
     feedback_step: float = 1.0
+    collection_step: float = 0.25
+    # How far worked reports may lower the collection's threshold below the
+    # calibrated one (logit units).
+    max_relax: float = 2.0
     max_feedback_negatives: int = 10_000
     seed: int = 0
 
@@ -128,8 +144,14 @@ class DecisionConfig:
             "fallback_similarity": -1.0 <= self.fallback_similarity <= 1.0,
             "regularization": self.regularization > 0,
             "cv_folds": self.cv_folds >= 2,
+            "calibration_margin": 0.0 < self.calibration_margin <= 1.0,
+            "oos_template_share": 0.0 < self.oos_template_share <= 1.0,
+            "recalibrate_change": self.recalibrate_change >= 0,
+            "calibration_rounds": self.calibration_rounds >= 1,
             "max_rank": self.max_rank >= 1,
             "feedback_step": self.feedback_step >= 0,
+            "collection_step": self.collection_step >= 0,
+            "max_relax": self.max_relax >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -155,41 +177,84 @@ def _fit_softmax(
     start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression, L2 penalty ``|W|^2 / 2c`` on the weights."""
-    from scipy.optimize import minimize
-
     n, d = x.shape
     onehot = np.zeros((n, n_classes), np.float32)
     onehot[np.arange(n), y] = 1.0
-    lam = 1.0 / c
+    lam = np.float32(1.0 / c)
+    size = d * n_classes
 
     def loss_and_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
-        weights = w[: d * n_classes].reshape(d, n_classes).astype(np.float32)
-        bias = w[d * n_classes :].astype(np.float32)
-        z = x @ weights + bias
+        weights = w[:size].reshape(d, n_classes)
+        z = x @ weights + w[size:]
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         s = e.sum(axis=1, keepdims=True)
         loss = float((np.log(s[:, 0]) - (z * onehot).sum(axis=1)).sum())
-        loss += 0.5 * lam * float((weights * weights).sum())
+        loss += 0.5 * float(lam) * float((weights * weights).sum())
         g = e / s - onehot
-        grad_w = x.T @ g + lam * weights
-        return loss, np.concatenate([grad_w.ravel(), g.sum(axis=0)]).astype(np.float64)
+        grad = np.empty_like(w)
+        grad[:size] = (x.T @ g + lam * weights).ravel()
+        grad[size:] = g.sum(axis=0)
+        return loss, grad
 
-    w0 = np.zeros(d * n_classes + n_classes)
+    w0 = np.zeros(size + n_classes, np.float32)
     if start is not None:
-        w0[: d * n_classes] = start[0].ravel()
-        w0[d * n_classes :] = start[1]
-    # gtol 1e-2 on a summed loss: the thresholds move by less than the
-    # calibration noise past that point, and it halves the fitting time.
-    result = minimize(
-        loss_and_grad, w0, jac=True, method="L-BFGS-B",
-        options={"maxiter": max_iter, "gtol": 1e-2},
-    )
-    w = result.x
-    return (
-        w[: d * n_classes].reshape(d, n_classes).astype(np.float32),
-        w[d * n_classes :].astype(np.float32),
-    )
+        w0[:size] = start[0].ravel()
+        w0[size:] = start[1]
+    w = _lbfgs(loss_and_grad, w0, max_iter)
+    return w[:size].reshape(d, n_classes).copy(), w[size:].copy()
+
+
+def _lbfgs(
+    fun: Any, w: np.ndarray, max_iter: int, gtol: float = 1e-2, memory: int = 10
+) -> np.ndarray:
+    """Minimise a smooth convex function by L-BFGS with a backtracking line search.
+
+    scipy's L-BFGS-B spends as long on its bound bookkeeping as on the model
+    itself at this size; nothing here is bounded. ``gtol`` is on the largest
+    gradient entry of a loss summed over the exemplars: past it the thresholds
+    move less than the calibration noise.
+    """
+    f, g = fun(w)
+    history: list[tuple[np.ndarray, np.ndarray, float]] = []
+    for _ in range(max_iter):
+        if float(np.abs(g).max()) <= gtol:
+            break
+        q = g.astype(np.float64)
+        alphas = []
+        for s, yv, rho in reversed(history):
+            a = rho * float(s @ q)
+            q -= a * yv
+            alphas.append(a)
+        if history:
+            s, yv, _ = history[-1]
+            q *= float(s @ yv) / float(yv @ yv)
+        else:
+            q /= max(1.0, float(np.linalg.norm(q)))
+        for (s, yv, rho), a in zip(history, reversed(alphas), strict=True):
+            q += s * (a - rho * float(yv @ q))
+        direction = -q
+        slope = float(g @ direction)
+        if slope >= 0:  # not a descent direction: restart from the gradient
+            history.clear()
+            direction = -g.astype(np.float64) / max(1.0, float(np.linalg.norm(g)))
+            slope = float(g @ direction)
+
+        step = 1.0
+        while True:
+            w_new = (w + step * direction).astype(np.float32)
+            f_new, g_new = fun(w_new)
+            if f_new <= f + 1e-4 * step * slope or step < 1e-8:
+                break
+            step *= 0.5
+        s_vec = (w_new - w).astype(np.float64)
+        y_vec = (g_new - g).astype(np.float64)
+        sy = float(s_vec @ y_vec)
+        if sy > 1e-10:
+            history.append((s_vec, y_vec, 1.0 / sy))
+            del history[:-memory]
+        w, f, g = w_new, f_new, g_new
+    return w
 
 
 def _projection(x: np.ndarray, max_rank: int) -> np.ndarray:
@@ -207,25 +272,125 @@ def _projection(x: np.ndarray, max_rank: int) -> np.ndarray:
 # -- calibration --------------------------------------------------------------
 
 
-def _largest_safe_prefix(scores: np.ndarray, wrong: np.ndarray, bound: float) -> float | None:
-    """Lowest score threshold whose accepted held-out samples err at most ``bound``.
+def _platt(p: np.ndarray, wrong: np.ndarray) -> np.ndarray | None:
+    """P(wrong | p) as a logistic curve in logit(p), fitted by a few Newton steps.
 
-    The error of each prefix is estimated as ``(wrong + 0.5) / (accepted + 1)``
-    (a Jeffreys-style shrinkage): with no error among ``a`` samples it allows a
-    threshold only once ``a`` is about ``0.5 / bound``, so a hundred clean
-    held-out exemplars are needed to claim a 0.5 % bound. Returns None when no
-    prefix qualifies.
+    Pools every held-out mistake into one smooth curve, so the error of a
+    threshold above the last observed mistake is estimated rather than read as
+    zero. None when there are too few mistakes (or successes) to fit.
     """
-    order = np.argsort(-scores, kind="stable")
-    s = scores[order]
-    w = np.cumsum(wrong[order])
+    if wrong.sum() < 3 or (1 - wrong).sum() < 3:
+        return None
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    f = np.stack([np.ones_like(q), np.log(q / (1 - q))], axis=1)
+    coef = np.zeros(2)
+    for _ in range(50):
+        mu = 1.0 / (1.0 + np.exp(-(f @ coef)))
+        hessian = f.T @ (f * (mu * (1 - mu))[:, None]) + 1e-3 * np.eye(2)
+        step = np.linalg.solve(hessian, f.T @ (wrong - mu) - 1e-3 * coef)
+        coef += step
+        if np.abs(step).max() < 1e-6:
+            break
+    return 1.0 / (1.0 + np.exp(-(f @ coef)))
+
+
+def _lowest_safe_threshold(
+    p: np.ndarray, wrong: np.ndarray, risk: np.ndarray | None, bound: float
+) -> float | None:
+    """Lowest probability threshold whose accepted held-out samples are
+    estimated to err at most ``bound``; None when none is.
+
+    The estimate is the mean Platt risk of the accepted samples, or, without a
+    Platt curve, ``(errors + 0.5) / (accepted + 1)``.
+    """
+    if not len(p):
+        return None
+    order = np.argsort(-p, kind="stable")
+    s = p[order]
     accepted = np.arange(1, len(s) + 1)
+    if risk is not None:
+        estimate = np.cumsum(risk[order]) / accepted
+    else:
+        estimate = (np.cumsum(wrong[order]) + 0.5) / (accepted + 1.0)
     # a threshold can only sit between distinct scores
-    last_of_tie = np.r_[s[1:] < s[:-1], True]
-    ok = ((w + 0.5) / (accepted + 1.0) <= bound) & last_of_tie
+    ok = (estimate <= bound) & np.r_[s[1:] < s[:-1], True]
     if not ok.any():
         return None
     return float(s[np.flatnonzero(ok).max()])
+
+
+@dataclass(frozen=True)
+class _Samples:
+    """Held-out evidence: the best template's probability and nearest-exemplar
+    similarity, and whether serving it would have been wrong."""
+
+    p: np.ndarray
+    s1: np.ndarray
+    wrong: np.ndarray
+
+    @staticmethod
+    def concat(parts: Sequence[_Samples]) -> _Samples:
+        return _Samples(*(np.concatenate([getattr(part, name) for part in parts])
+                          for name in ("p", "s1", "wrong")))
+
+
+def _choose_thresholds(
+    cfg: DecisionConfig, inscope: _Samples, oos: _Samples
+) -> tuple[float, float, dict[str, float]]:
+    """Pick (probability, similarity) thresholds that accept the most held-out
+    in-scope exemplars while the estimated wrong-template rate stays within
+    ``calibration_margin * max_wrong_rate`` and the share of left-out templates'
+    exemplars served stays within ``max_oos_rate``."""
+    enough_in = len(inscope.p) >= cfg.min_calibration_samples
+    enough_oos = len(oos.p) >= cfg.min_calibration_samples
+    bound = cfg.max_wrong_rate * cfg.calibration_margin
+    risk = _platt(inscope.p, inscope.wrong) if enough_in else None
+    allowed_oos = math.floor(cfg.max_oos_rate * len(oos.p))
+
+    if enough_oos:
+        grid = np.unique(np.quantile(oos.s1, np.linspace(0.0, 1.0, 41)))
+        grid = np.r_[-1.0, grid + 1e-6]
+    else:
+        grid = np.array([cfg.fallback_similarity])
+
+    best = (-1.0, 1.0, float(grid[0]))
+    for s_thr in grid:
+        p_wrong: float | None = cfg.fallback_probability
+        if enough_in:
+            keep = inscope.s1 >= s_thr
+            p_wrong = _lowest_safe_threshold(
+                inscope.p[keep], inscope.wrong[keep], None if risk is None else risk[keep], bound
+            )
+            if p_wrong is None:
+                # Too few held-out samples to claim the bound (or mistakes at the
+                # very top): fall back to the prior threshold, above every
+                # mistake seen. Refusing everything would also stop the
+                # feedback that could lower it.
+                mistakes = inscope.p[keep][inscope.wrong[keep] > 0]
+                top = float(np.nextafter(mistakes.max(), 2.0)) if len(mistakes) else 0.0
+                p_wrong = max(cfg.fallback_probability, top)
+        p_oos = 0.0
+        if enough_oos and cfg.max_oos_rate < 1.0:
+            passing = np.sort(oos.p[oos.s1 >= s_thr])[::-1]
+            if len(passing) > allowed_oos:
+                p_oos = float(np.nextafter(passing[allowed_oos], 2.0))
+        p_thr = max(p_wrong, p_oos, cfg.min_probability)
+        if p_thr >= 1.0:
+            continue
+        served = float(((inscope.p >= p_thr) & (inscope.s1 >= s_thr)).mean()) if enough_in else 0.0
+        if served > best[0]:
+            best = (served, p_thr, float(s_thr))
+
+    served, p_thr, s_thr = best
+    stats = {
+        "cv_inscope_samples": float(len(inscope.p)),
+        "cv_inscope_errors": float(inscope.wrong.sum()),
+        "cv_oos_samples": float(len(oos.p)),
+        "cv_served": max(served, 0.0),
+    }
+    if len(oos.p):
+        stats["cv_oos_served"] = float(((oos.p >= p_thr) & (oos.s1 >= s_thr)).mean())
+    return p_thr, s_thr, stats
 
 
 @dataclass(frozen=True)
@@ -234,18 +399,101 @@ class _Model:
 
     template_ids: tuple[str, ...]
     index: dict[str, int]
-    weights: np.ndarray  # (d, T [+1 reject])
+    weights: np.ndarray  # (d, templates [+ 1 reject class])
     bias: np.ndarray
     has_reject: bool
     negatives: dict[str, np.ndarray]
     probability_threshold: float
     similarity_threshold: float
     calibration: dict[str, float]
+    # what the thresholds were calibrated on, to tell a small change from a large one
+    calibrated_templates: frozenset[str] = frozenset()
+    calibrated_size: int = 0
+    # held-out samples of the latest calibration rounds, pooled while the set
+    # of templates stays the same
+    rounds: tuple[tuple[_Samples, _Samples], ...] = ()
 
     @staticmethod
     def empty() -> _Model:
         return _Model((), {}, np.zeros((0, 0), np.float32), np.zeros(0, np.float32), False, {},
                       1.0, 1.0, {})
+
+
+def _cross_validate(
+    cfg: DecisionConfig,
+    z: np.ndarray,
+    y: np.ndarray,
+    x_all: np.ndarray,
+    scored: np.ndarray,
+    n_templates: int,
+    n_classes: int,
+    round_no: int = 0,
+) -> tuple[_Samples, _Samples]:
+    """Held-out evidence from ``cv_folds`` fits.
+
+    Fold f holds out a stratified fold of every template's exemplars (they play
+    in-scope requests) and, in addition, every exemplar of a small group of
+    templates (they play out-of-scope requests: the model never saw their
+    template). Each template is in at most one such group; the groups together
+    cover ``oos_template_share`` of the templates, so the in-scope estimate
+    loses few of the confusions it should count. Negatives stay in every
+    training fold (as the reject class) and are not scored: they were served
+    at high confidence by construction, and the feedback controllers in
+    ``record_outcome`` answer for them.
+
+    Fits start from zero: a start from the full model would keep what it
+    learnt about the held-out points, and the estimates would flatter it.
+    """
+    n_pos = len(scored)
+    x = x_all[:n_pos]
+    rng = np.random.default_rng([cfg.seed, round_no])
+    folds = cfg.cv_folds
+    fold = np.empty(len(y), dtype=np.int64)
+    for c in range(n_classes):
+        members = np.flatnonzero(y == c)
+        fold[members] = (rng.permutation(len(members)) + rng.integers(folds)) % folds
+    groups = max(folds, round(folds / cfg.oos_template_share))
+    left_out = rng.permutation(n_templates) % groups  # fold in which a template is unseen
+    left_out = np.r_[left_out, groups]  # the reject class is never left out
+
+    inscope: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    oos: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for f in range(folds):
+        train = (fold != f) & (left_out[y] != f)
+        classes = np.flatnonzero(np.bincount(y[train], minlength=n_classes) > 0)
+        if (classes < n_templates).sum() < 2:
+            continue
+        present = np.zeros(n_classes, bool)
+        present[classes] = True
+        remap = np.full(n_classes, -1)
+        remap[classes] = np.arange(len(classes))
+        w, b = _fit_softmax(z[train], remap[y[train]], len(classes), cfg.regularization,
+                            cfg.max_iterations)
+        train_pos = np.flatnonzero(train[:n_pos])
+        is_template = classes < n_templates
+        for held, bucket in (
+            (np.flatnonzero(~train[:n_pos] & present[y[:n_pos]] & scored), inscope),
+            (np.flatnonzero((left_out[y[:n_pos]] == f) & scored), oos),
+        ):
+            if not len(held):
+                continue
+            probs = _softmax(z[held] @ w + b)
+            p = np.where(is_template, probs, -1.0)
+            pred = classes[p.argmax(axis=1)]
+            best = p.max(axis=1)
+            if not is_template.all():
+                best = np.where(probs[:, ~is_template].max(axis=1) > best, 0.0, best)
+            sims = np.where(
+                y[train_pos][None, :] == pred[:, None], x[held] @ x[train_pos].T, -1.0
+            )
+            bucket.append((best, sims.max(axis=1), pred != y[held]))
+
+    def stack(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> _Samples:
+        if not parts:
+            return _Samples(np.zeros(0), np.zeros(0), np.zeros(0))
+        return _Samples(*(np.concatenate(col).astype(np.float64) for col in zip(*parts, strict=True)))
+
+    return stack(inscope), stack(oos)
 
 
 def _group_negatives(
@@ -264,19 +512,22 @@ def _group_negatives(
 class Decider:
     """Decides, per collection, which template to serve for a request.
 
-    Call ``fit`` with the collection's exemplars (again after each change),
-    ``decide`` per request, ``record_outcome`` per feedback. ``decide`` and
-    ``record_outcome`` are safe to call from many threads, also while ``fit``
-    runs in another: a fit builds a new snapshot and swaps it in at the end.
+    Call ``fit`` with the collection's exemplars (again after each change; keep
+    the same ``Decider`` so feedback-adapted thresholds survive), ``decide`` per
+    request, ``record_outcome`` per feedback. ``decide`` and ``record_outcome``
+    are safe to call from many threads, also while ``fit`` runs in another: a
+    fit builds a new snapshot and swaps it in at the end.
     """
 
     def __init__(self, config: DecisionConfig | None = None) -> None:
         self.config = config or DecisionConfig()
         self._model = _Model.empty()
         self._lock = threading.Lock()
+        self._fit_lock = threading.Lock()
         # feedback state, kept across refits: threshold offsets (logit units)
-        # and wrong_plan requests not yet seen in a fit's negatives
+        # and wrong_plan requests not yet seen among a fit's negatives
         self._offsets: dict[str, float] = {}
+        self._collection_offset = 0.0
         self._feedback_negatives: dict[str, np.ndarray] = {}
         self._counts: dict[str, dict[str, int]] = {}
         self._fit_ms = 0.0
@@ -287,167 +538,121 @@ class Decider:
         self,
         exemplars: Sequence[tuple[str, np.ndarray]],
         negatives: Sequence[tuple[str, np.ndarray]] = (),
+        *,
+        learned: Sequence[tuple[str, np.ndarray]] = (),
     ) -> None:
-        """Fit the model and calibrate the thresholds on the collection's exemplars.
+        """Fit the model on the collection's exemplars and calibrate its thresholds.
 
         ``exemplars`` are (template_id, unit vector) pairs of every active
         exemplar; ``negatives`` are (template_id it was wrongly served for,
-        vector) pairs.
+        vector) pairs. ``learned`` are positive exemplars that feedback added
+        (requests that were served and worked): pass them here rather than in
+        ``exemplars`` and the model trains on them but calibration does not
+        score them, since requests that were served are easier than requests
+        at large and would flatter the thresholds.
+
+        The thresholds are recalibrated when the set of templates changed or
+        the curated ``exemplars`` grew or shrank by more than
+        ``recalibrate_change`` since the last calibration; otherwise only the
+        model is refitted, starting from the previous one, and feedback moves
+        the thresholds (see ``record_outcome``).
         """
         started = time.perf_counter()
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - scikit-learn brings it
-            model = self._build(exemplars, negatives)
-        else:
-            # Fits run in the background next to the server's own work: one BLAS
-            # thread is several times faster than two fighting for two cores.
-            with threadpool_limits(limits=1, user_api="blas"):
-                model = self._build(exemplars, negatives)
+        with self._fit_lock:
+            previous = self._model
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:  # pragma: no cover - scikit-learn brings it
+                model = self._build(exemplars, learned, negatives, previous)
+            else:
+                # Fits run in the background beside the server's own work: one
+                # BLAS thread is several times faster than two fighting over two
+                # busy cores.
+                with threadpool_limits(limits=1, user_api="blas"):
+                    model = self._build(exemplars, learned, negatives, previous)
 
-        with self._lock:
-            self._model = model
-            self._offsets = {t: o for t, o in self._offsets.items() if t in model.index}
-            self._feedback_negatives = {
-                t: self._unseen(v, model.negatives.get(t))
-                for t, v in self._feedback_negatives.items()
-                if t in model.index
-            }
-            self._fit_ms = (time.perf_counter() - started) * 1000
-
-    @staticmethod
-    def _unseen(pending: np.ndarray, stored: np.ndarray | None) -> np.ndarray:
-        if stored is None or not len(pending):
-            return pending
-        return pending[(pending @ stored.T).max(axis=1) < 0.9999]
+            with self._lock:
+                self._model = model
+                self._offsets = {t: o for t, o in self._offsets.items() if t in model.index}
+                self._feedback_negatives = {
+                    t: _unseen(v, model.negatives.get(t))
+                    for t, v in self._feedback_negatives.items()
+                    if t in model.index
+                }
+                self._fit_ms = (time.perf_counter() - started) * 1000
 
     def _build(
         self,
-        exemplars: Sequence[tuple[str, np.ndarray]],
+        curated: Sequence[tuple[str, np.ndarray]],
+        learned: Sequence[tuple[str, np.ndarray]],
         negatives: Sequence[tuple[str, np.ndarray]],
+        previous: _Model,
     ) -> _Model:
         cfg = self.config
-        template_ids = tuple(sorted({tid for tid, _ in exemplars}))
+        positives = [*curated, *learned]
+        template_ids = tuple(sorted({tid for tid, _ in positives}))
         if not template_ids:
             return _Model.empty()
         index = {tid: i for i, tid in enumerate(template_ids)}
-        x = np.stack([np.asarray(v, np.float32) for _, v in exemplars])
-        y = np.array([index[tid] for tid, _ in exemplars])
         n_templates = len(template_ids)
-        neg = [(tid, v) for tid, v in negatives if tid in index]
-        xn = (np.stack([np.asarray(v, np.float32) for _, v in neg])
-              if neg else np.zeros((0, x.shape[1]), np.float32))
+        x = np.stack([np.asarray(v, np.float32) for _, v in positives])
+        y = np.array([index[tid] for tid, _ in positives])
+        scored = np.arange(len(positives)) < len(curated)
+        kept = [(tid, v) for tid, v in negatives if tid in index]
+        xn = np.stack([np.asarray(v, np.float32) for _, v in kept]) if kept else x[:0]
 
-        # The reject class: requests some template was wrongly served for.
+        # Negatives form one extra "reject" class: requests some template was
+        # wrongly served for.
         has_reject = len(xn) > 0
         n_classes = n_templates + int(has_reject)
         x_all = np.concatenate([x, xn])
         y_all = np.concatenate([y, np.full(len(xn), n_templates)])
         basis = _projection(x_all, cfg.max_rank)
         z_all = x_all @ basis
+        start = None
+        if previous.template_ids == template_ids and previous.has_reject == has_reject:
+            # same classes: start from the previous model, carried into the new basis
+            start = (basis.T @ previous.weights, previous.bias)
         if n_classes == 1:
             weights = np.zeros((x.shape[1], 1), np.float32)
             bias = np.zeros(1, np.float32)
-            w_small, b_small = np.zeros((basis.shape[1], 1), np.float32), bias
         else:
-            w_small, b_small = _fit_softmax(z_all, y_all, n_classes, cfg.regularization,
-                                            cfg.max_iterations)
-            weights = np.ascontiguousarray(basis @ w_small)
-            bias = b_small
+            w, bias = _fit_softmax(z_all, y_all, n_classes, cfg.regularization,
+                                   cfg.max_iterations, start)
+            weights = np.ascontiguousarray(basis @ w)
 
-        sim_threshold, oos_stats = self._calibrate_similarity(x, y)
-        prob_threshold, cv_stats = self._calibrate_probability(
-            z_all, y_all, n_templates, n_classes, (w_small, b_small), x, sim_threshold
+        # Feedback (learned exemplars, negatives) refits the model but leaves
+        # the thresholds to the controllers in record_outcome, which see the
+        # served requests' real outcomes; only a change to the curated
+        # exemplars or to the templates calls for a new calibration.
+        size = len(curated)
+        small_change = (
+            previous.calibrated_templates == frozenset(template_ids)
+            and abs(size - previous.calibrated_size)
+            <= cfg.recalibrate_change * previous.calibrated_size
         )
+        if small_change:
+            p_thr, s_thr = previous.probability_threshold, previous.similarity_threshold
+            calibration = dict(previous.calibration)
+            calibrated = (previous.calibrated_templates, previous.calibrated_size)
+            rounds = previous.rounds
+        else:
+            # Each round rests on a few hundred held-out points and a handful of
+            # mistakes; pooling the last rounds (new fold splits each time)
+            # steadies the thresholds the way repeated cross-validation would.
+            same = previous.calibrated_templates == frozenset(template_ids)
+            rounds = (*(previous.rounds if same else ()), _cross_validate(
+                cfg, z_all, y_all, x_all, scored, n_templates, n_classes, len(previous.rounds)
+            ))[-cfg.calibration_rounds :]
+            inscope = _Samples.concat([r[0] for r in rounds])
+            oos = _Samples.concat([r[1] for r in rounds])
+            p_thr, s_thr, calibration = _choose_thresholds(cfg, inscope, oos)
+            calibration["calibration_rounds"] = float(len(rounds))
+            calibrated = (frozenset(template_ids), size)
         return _Model(
-            template_ids, index, weights, bias, has_reject, _group_negatives(neg, index),
-            prob_threshold, sim_threshold, {**oos_stats, **cv_stats},
+            template_ids, index, weights, bias, has_reject, _group_negatives(kept, index),
+            p_thr, s_thr, calibration, *calibrated, rounds,
         )
-
-    def _calibrate_similarity(self, x: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, float]]:
-        """Out-of-scope guard: leave each template out, see how close its exemplars
-        still come to another template, and set the similarity a request must
-        reach so that at most ``max_oos_rate`` of them would pass."""
-        cfg = self.config
-        if len(np.unique(y)) < 2:
-            return cfg.fallback_similarity, {"oos_samples": 0.0}
-        if cfg.max_oos_rate >= 1.0:
-            return -1.0, {"oos_samples": 0.0}
-        rows = np.arange(len(x))
-        if len(rows) > cfg.max_oos_samples:
-            rows = np.random.default_rng(cfg.seed).choice(rows, cfg.max_oos_samples, replace=False)
-        sims = x[rows] @ x.T
-        sims[y[rows][:, None] == y[None, :]] = -1.0
-        nearest_other = np.sort(sims.max(axis=1))[::-1]
-        allowed = int(math.floor(cfg.max_oos_rate * len(nearest_other)))
-        if len(nearest_other) < cfg.min_calibration_samples:
-            threshold = cfg.fallback_similarity
-        elif allowed >= len(nearest_other):
-            threshold = -1.0
-        else:
-            threshold = float(nearest_other[allowed]) + 1e-6
-        return threshold, {"oos_samples": float(len(nearest_other))}
-
-    def _calibrate_probability(
-        self,
-        z: np.ndarray,
-        y: np.ndarray,
-        n_templates: int,
-        n_classes: int,
-        full: tuple[np.ndarray, np.ndarray],
-        x: np.ndarray,
-        sim_threshold: float,
-    ) -> tuple[float, dict[str, float]]:
-        """Cross-validate over the exemplars and pick the lowest probability whose
-        held-out acceptances stay within ``max_wrong_rate``."""
-        cfg = self.config
-        n_pos = len(x)
-        rng = np.random.default_rng(cfg.seed)
-        fold = np.empty(len(y), dtype=np.int64)
-        for c in range(n_classes):
-            members = np.flatnonzero(y == c)
-            fold[members] = (rng.permutation(len(members)) + rng.integers(cfg.cv_folds)) % cfg.cv_folds
-
-        probs: list[float] = []
-        wrong: list[bool] = []
-        for f in range(cfg.cv_folds):
-            train = fold != f
-            held = np.flatnonzero(~train[:n_pos])
-            present = np.zeros(n_classes, bool)
-            present[y[train]] = True
-            # a template whose every exemplar is held out is an out-of-scope
-            # request, not an in-scope one: the guard above covers those
-            held = held[present[y[held]]]
-            if not len(held) or present.sum() < 2:
-                continue
-            classes = np.flatnonzero(present)
-            remap = np.full(n_classes, -1)
-            remap[classes] = np.arange(len(classes))
-            w, b = _fit_softmax(
-                z[train], remap[y[train]], len(classes), cfg.regularization, cfg.max_iterations,
-                start=(full[0][:, classes], full[1][classes]),
-            )
-            p = _softmax(z[held] @ w + b)
-            template_cols = classes < n_templates
-            p_templates = np.where(template_cols, p, -1.0)
-            pred = classes[p_templates.argmax(axis=1)]
-            best_p = p_templates.max(axis=1)
-            # the similarity gate applies before the probability gate in decide()
-            train_pos = np.flatnonzero(train[:n_pos])
-            sims = x[held] @ x[train_pos].T
-            same = y[train_pos][None, :] == pred[:, None]
-            s1 = np.where(same, sims, -1.0).max(axis=1)
-            keep = s1 >= sim_threshold
-            probs.extend(best_p[keep].tolist())
-            wrong.extend((pred[keep] != y[held][keep]).tolist())
-
-        stats = {"cv_samples": float(len(probs)), "cv_errors": float(sum(wrong))}
-        if len(probs) < cfg.min_calibration_samples:
-            return max(cfg.fallback_probability, cfg.min_probability), stats
-        threshold = _largest_safe_prefix(np.array(probs), np.array(wrong, float), cfg.max_wrong_rate)
-        if threshold is None:
-            threshold = 1.0
-        return max(threshold, cfg.min_probability), stats
 
     # -- deciding -------------------------------------------------------------
 
@@ -482,9 +687,9 @@ class Decider:
         similarity = nearest.get(best, -1.0)
 
         with self._lock:
-            offset = self._offsets.get(best, 0.0)
+            offset = self._offsets.get(best, 0.0) + self._collection_offset
             pending = self._feedback_negatives.get(best)
-        threshold = _shift(model.probability_threshold, offset)
+        threshold = max(_shift(model.probability_threshold, offset), self.config.min_probability)
         negative_similarity = _max_similarity(q, model.negatives.get(best), pending)
 
         details = {
@@ -528,25 +733,35 @@ class Decider:
     # -- feedback -------------------------------------------------------------
 
     def record_outcome(self, template_id: str, query: np.ndarray, outcome: str) -> None:
-        """Adapt a template's acceptance to how serving it for ``query`` went."""
+        """Adapt acceptance to how serving ``template_id`` for ``query`` went.
+
+        Two Robbins-Monro controllers track ``max_wrong_rate``: one per
+        template, which only ever tightens, and one for the collection, which
+        may also relax by up to ``max_relax`` once successes outnumber
+        mistakes by more than the bound allows. ``failed`` (the right plan
+        failed to run) is only counted.
+        """
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
-        step = self.config.feedback_step
-        bound = self.config.max_wrong_rate
+        cfg = self.config
+        ratio = cfg.max_wrong_rate / (1.0 - cfg.max_wrong_rate)
         with self._lock:
             counts = self._counts.setdefault(template_id, dict.fromkeys(OUTCOMES, 0))
             counts[outcome] += 1
             offset = self._offsets.get(template_id, 0.0)
             if outcome == "wrong_plan":
-                self._offsets[template_id] = offset + step
+                self._offsets[template_id] = offset + cfg.feedback_step
+                self._collection_offset += cfg.collection_step
                 vec = np.asarray(query, np.float32)[None, :]
                 held = self._feedback_negatives.get(template_id)
                 stacked = vec if held is None else np.concatenate([held, vec])
-                self._feedback_negatives[template_id] = stacked[-self.config.max_feedback_negatives :]
-            elif outcome == "worked" and offset > 0:
-                # Robbins-Monro: +step per error, -step*bound/(1-bound) per success
-                # balances where the error rate equals the bound
-                self._offsets[template_id] = max(0.0, offset - step * bound / (1.0 - bound))
+                self._feedback_negatives[template_id] = stacked[-cfg.max_feedback_negatives :]
+            elif outcome == "worked":
+                if offset > 0:
+                    self._offsets[template_id] = max(0.0, offset - cfg.feedback_step * ratio)
+                self._collection_offset = max(
+                    -cfg.max_relax, self._collection_offset - cfg.collection_step * ratio
+                )
 
     # -- introspection --------------------------------------------------------
 
@@ -555,6 +770,7 @@ class Decider:
         with self._lock:
             model = self._model
             offsets = dict(self._offsets)
+            collection_offset = self._collection_offset
             counts = {t: dict(c) for t, c in self._counts.items()}
             pending = {t: len(v) for t, v in self._feedback_negatives.items()}
             fit_ms = self._fit_ms
@@ -565,20 +781,33 @@ class Decider:
             "probability_threshold": model.probability_threshold,
             "similarity_threshold": model.similarity_threshold,
             "reject_class": model.has_reject,
-            "negatives": {t: int(len(v)) for t, v in model.negatives.items()},
+            "negatives": {t: len(v) for t, v in model.negatives.items()},
             "calibration": dict(model.calibration),
             "fit_ms": round(fit_ms, 2),
+            "collection_offset": collection_offset,
+            "effective_threshold": max(
+                _shift(model.probability_threshold, collection_offset), self.config.min_probability
+            ),
             "template_thresholds": {
-                t: _shift(model.probability_threshold, o) for t, o in offsets.items() if o > 0
+                t: max(_shift(model.probability_threshold, o + collection_offset),
+                       self.config.min_probability)
+                for t, o in offsets.items() if o > 0
             },
             "outcomes": counts,
             "pending_negatives": pending,
         }
 
 
+def _unseen(pending: np.ndarray, stored: np.ndarray | None) -> np.ndarray:
+    """The fed-back negatives a fit has not received yet."""
+    if stored is None or not len(pending):
+        return pending
+    return pending[(pending @ stored.T).max(axis=1) < 0.9999]
+
+
 def _shift(probability: float, offset: float) -> float:
     """Move a probability threshold by ``offset`` in logit space."""
-    if offset <= 0 or probability >= 1.0:
+    if offset == 0 or probability >= 1.0:
         return probability
     p = min(max(probability, 1e-6), 1 - 1e-6)
     return 1.0 / (1.0 + math.exp(-(math.log(p / (1 - p)) + offset)))
@@ -612,6 +841,8 @@ class StaticThreshold:
         self,
         exemplars: Sequence[tuple[str, np.ndarray]],
         negatives: Sequence[tuple[str, np.ndarray]] = (),
+        *,
+        learned: Sequence[tuple[str, np.ndarray]] = (),
     ) -> None:
         """Nothing to fit."""
 

@@ -13,10 +13,11 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-__all__ = ["LookupEvent", "PlannerEvent", "Stats", "StepEvent", "Summary"]
+__all__ = ["Bucket", "LookupEvent", "PlannerEvent", "Stats", "StatsSink", "StepEvent", "Summary"]
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,35 @@ class Summary:
         return self.hits / self.lookups if self.lookups else 0.0
 
 
+@dataclass
+class Bucket:
+    """The figures of one slice of time, for charts."""
+
+    start: float
+    lookups: int = 0
+    hits: int = 0
+    misses: int = 0
+    planned: int = 0
+    spent_usd: float = 0.0
+    saved_usd: float = 0.0
+
+
+class StatsSink(Protocol):
+    """Something else that wants every event as it is recorded (e.g. Prometheus metrics)."""
+
+    def lookup(self, event: LookupEvent) -> None: ...
+
+    def planner_call(self, event: PlannerEvent) -> None: ...
+
+    def step(self, event: StepEvent) -> None: ...
+
+
 class Stats:
-    """A bounded, thread-safe ring of recent events."""
+    """A bounded, thread-safe ring of recent events.
+
+    Sinks added with ``add_sink`` get each event as it is recorded: the one
+    place events are counted feeds both StatsService and the metrics.
+    """
 
     def __init__(self, capacity: int = 1_000_000) -> None:
         self.started = time.time()
@@ -90,18 +118,66 @@ class Stats:
         self._planner: deque[PlannerEvent] = deque(maxlen=capacity)
         self._steps: deque[StepEvent] = deque(maxlen=capacity)
         self._lock = threading.Lock()
+        self._sinks: tuple[StatsSink, ...] = ()
+
+    def add_sink(self, sink: StatsSink) -> None:
+        with self._lock:
+            self._sinks = (*self._sinks, sink)
+
+    def remove_sink(self, sink: StatsSink) -> None:
+        with self._lock:
+            self._sinks = tuple(s for s in self._sinks if s is not sink)
 
     def lookup(self, event: LookupEvent) -> None:
         with self._lock:
             self._lookups.append(event)
+            sinks = self._sinks
+        for sink in sinks:
+            sink.lookup(event)
 
     def planner_call(self, event: PlannerEvent) -> None:
         with self._lock:
             self._planner.append(event)
+            sinks = self._sinks
+        for sink in sinks:
+            sink.planner_call(event)
 
     def step(self, event: StepEvent) -> None:
         with self._lock:
             self._steps.append(event)
+            sinks = self._sinks
+        for sink in sinks:
+            sink.step(event)
+
+    def series(
+        self,
+        collections: set[str] | None = None,
+        window_s: float = 0.0,
+        bucket_s: float = 60.0,
+        max_buckets: int = 1000,
+    ) -> list[Bucket]:
+        """Lookups, hits and money per ``bucket_s`` over the window, oldest first."""
+        now = time.time()
+        since = now - window_s if window_s > 0 else self.started
+        width = max(bucket_s, (now - since) / max_buckets, 1e-3)
+        count = max(1, int((now - since) // width) + 1)
+        buckets = [Bucket(start=since + i * width) for i in range(count)]
+        with self._lock:
+            lookups = [e for e in self._lookups if e.at >= since and _in(e.collection, collections)]
+            planner = [e for e in self._planner if e.at >= since and _in(e.collection, collections)]
+        for event in lookups:
+            bucket = buckets[min(int((event.at - since) // width), count - 1)]
+            bucket.lookups += 1
+            if event.outcome == "hit":
+                bucket.hits += 1
+                bucket.saved_usd += event.saved_usd
+            elif event.outcome == "planned":
+                bucket.planned += 1
+            else:
+                bucket.misses += 1
+        for call in planner:
+            buckets[min(int((call.at - since) // width), count - 1)].spent_usd += call.cost_usd
+        return buckets
 
     def summary(
         self,

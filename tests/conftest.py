@@ -87,3 +87,22 @@ async def server(demo_cache) -> AsyncIterator:
 async def channel(server) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as opened:
         yield opened
+
+
+@pytest.fixture
+async def start_server(demo_cache):
+    """Start servers over the demo cache with given Settings; all stopped at the end."""
+    from plancache.config import Settings
+    from plancache.server import build_server
+
+    started = []
+
+    async def start(settings: Settings | None = None):
+        built = await build_server(demo_cache, "127.0.0.1:0", settings or Settings())
+        await built.grpc_server.start()
+        started.append(built)
+        return built
+
+    yield start
+    for built in started:
+        await built.stop(0)

@@ -60,7 +60,8 @@ async def test_unrelated_request_is_a_miss_with_a_reason(channel):
     response = await stub.Lookup(_lookup("customer-support", "what is the boiling point of tungsten"))
     assert response.outcome == plan_pb.LOOKUP_OUTCOME_MISS
     assert response.miss_reason in (
-        plan_pb.MISS_REASON_BELOW_THRESHOLD, plan_pb.MISS_REASON_NO_CANDIDATE, plan_pb.MISS_REASON_AMBIGUOUS
+        plan_pb.MISS_REASON_BELOW_THRESHOLD, plan_pb.MISS_REASON_NO_CANDIDATE, plan_pb.MISS_REASON_AMBIGUOUS,
+        plan_pb.MISS_REASON_OUT_OF_SCOPE,
     )
     assert response.miss_detail
     assert not response.plan.steps

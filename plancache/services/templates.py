@@ -7,6 +7,7 @@ import base64
 
 import grpc
 
+from plancache import auth
 from plancache._status import translate_errors
 from plancache.cache import PlanCache
 from plancache.convert import (
@@ -16,7 +17,7 @@ from plancache.convert import (
     template_from_proto,
     template_to_proto,
 )
-from plancache.errors import ValidationError
+from plancache.errors import PermissionDeniedError, ValidationError
 from plancache.templates import Collection
 from plancache.v1 import template_pb2 as tpl_pb
 from plancache.v1 import template_service_pb2 as pb
@@ -57,8 +58,38 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
     @translate_errors
     async def CreateCollection(self, request: pb.CreateCollectionRequest, context: grpc.aio.ServicerContext) -> tpl_pb.Collection:
         collection = collection_from_proto(request.collection)
+        tenant = auth.caller_tenant()
+        if tenant is not None:
+            if collection.tenant not in ("", tenant):
+                raise PermissionDeniedError(
+                    f"this token may create collections of tenant {tenant!r} only; leave tenant empty"
+                )
+            collection = collection.model_copy(update={"tenant": tenant})
         created = await asyncio.to_thread(self._cache.create_collection, collection)
         return collection_to_proto(created)
+
+    @translate_errors
+    async def UpdateCollection(self, request: pb.UpdateCollectionRequest, context: grpc.aio.ServicerContext) -> tpl_pb.Collection:
+        given = request.collection
+        paths = list(request.update_mask.paths)
+        if not paths:
+            # No mask: every field the request gives; settings are replaced whole.
+            paths = [p for p, present in (
+                ("description", bool(given.description)),
+                ("tenant", bool(given.tenant)),
+                ("settings", given.HasField("settings")),
+            ) if present]
+        if "settings.default_ttl" in paths and not given.settings.default_ttl.ToTimedelta():
+            raise ValidationError("settings.default_ttl: give a positive duration")
+        if "settings.max_wrong_rate" in paths and not given.settings.max_wrong_rate:
+            raise ValidationError("settings.max_wrong_rate: give a rate between 0 and 1 (e.g. 0.005)")
+        tenant = auth.caller_tenant()
+        if tenant is not None and "tenant" in paths and given.tenant != tenant:
+            raise PermissionDeniedError("this token may not move a collection to another tenant")
+        updated = await asyncio.to_thread(
+            self._cache.update_collection, given.name, collection_from_proto(given), paths
+        )
+        return await asyncio.to_thread(self._collection_message, updated)
 
     @translate_errors
     async def GetCollection(self, request: pb.GetCollectionRequest, context: grpc.aio.ServicerContext) -> tpl_pb.Collection:
@@ -68,7 +99,9 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
     @translate_errors
     async def ListCollections(self, request: pb.ListCollectionsRequest, context: grpc.aio.ServicerContext) -> pb.ListCollectionsResponse:
         collections = await asyncio.to_thread(self._cache.store.list_collections)
-        messages = [await asyncio.to_thread(self._collection_message, c) for c in collections]
+        messages = [
+            await asyncio.to_thread(self._collection_message, c) for c in collections if auth.visible(c)
+        ]
         return pb.ListCollectionsResponse(collections=messages)
 
     @translate_errors
@@ -118,6 +151,56 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
         return pb.ListTemplateVersionsResponse(versions=[template_to_proto(t, ttl) for t in versions])
 
     @translate_errors
+    async def UpdateTemplate(self, request: pb.UpdateTemplateRequest, context: grpc.aio.ServicerContext) -> tpl_pb.Template:
+        if not request.template.collection or not request.template.id:
+            raise ValidationError("template.collection and template.id say which template to update")
+        if request.expected_version < 0:
+            raise ValidationError("expected_version must not be negative")
+        template = template_from_proto(request.template)
+        updated = await asyncio.to_thread(
+            self._cache.update_template,
+            template,
+            expected_version=request.expected_version,
+            status=status_from_proto(request.template.status),
+        )
+        return template_to_proto(updated, self._cache.collection_ttl(updated.collection))
+
+    @translate_errors
+    async def RollbackTemplate(self, request: pb.RollbackTemplateRequest, context: grpc.aio.ServicerContext) -> tpl_pb.Template:
+        restored = await asyncio.to_thread(
+            self._cache.rollback_template, request.collection, request.template_id, request.version
+        )
+        return template_to_proto(restored, self._cache.collection_ttl(request.collection))
+
+    @translate_errors
+    async def SetTemplateStatus(self, request: pb.SetTemplateStatusRequest, context: grpc.aio.ServicerContext) -> tpl_pb.Template:
+        status = status_from_proto(request.status)
+        if status is None:
+            raise ValidationError("status: set TEMPLATE_STATUS_ACTIVE or TEMPLATE_STATUS_DISABLED")
+        changed = await asyncio.to_thread(
+            self._cache.set_template_status, request.collection, request.template_id, status
+        )
+        return template_to_proto(changed, self._cache.collection_ttl(request.collection))
+
+    @translate_errors
+    async def DeleteTemplate(self, request: pb.DeleteTemplateRequest, context: grpc.aio.ServicerContext) -> pb.DeleteTemplateResponse:
+        count = await asyncio.to_thread(
+            self._cache.delete_template, request.collection, request.template_id
+        )
+        return pb.DeleteTemplateResponse(versions_deleted=count)
+
+    @translate_errors
+    async def InvalidateTemplates(self, request: pb.InvalidateTemplatesRequest, context: grpc.aio.ServicerContext) -> pb.InvalidateTemplatesResponse:
+        older_than = request.older_than.ToTimedelta() if request.HasField("older_than") else None
+        disabled = await asyncio.to_thread(
+            self._cache.invalidate_templates,
+            request.collection,
+            tag=request.tag,
+            older_than=older_than or None,
+        )
+        return pb.InvalidateTemplatesResponse(template_ids=disabled)
+
+    @translate_errors
     async def AddExemplars(self, request: pb.AddExemplarsRequest, context: grpc.aio.ServicerContext) -> pb.AddExemplarsResponse:
         if not request.exemplars:
             raise ValidationError("exemplars: give at least one phrasing")
@@ -138,6 +221,7 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
             collection=request.collection or None,
             dry_run=request.dry_run,
             replace=request.replace,
+            tenant=auth.caller_tenant(),
         )
         return pb.ImportTemplatesResponse(
             collection=result.collection, created=result.created, updated=result.updated,

@@ -101,6 +101,10 @@ class Store(Protocol):
         """Store exemplars not stored yet; returns how many were new."""
         ...
 
+    def delete_exemplars(self, collection: str, exemplar_ids: Sequence[str]) -> int:
+        """Delete these exemplars of the collection; returns how many were stored."""
+        ...
+
     def exemplars(self, collection: str, kind: str | None = None) -> list[Exemplar]: ...
 
     def search(self, collection: str, vector: np.ndarray, limit: int) -> list[ExemplarHit]:

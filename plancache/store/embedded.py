@@ -367,6 +367,23 @@ class EmbeddedStore:
             self._flush()
         return len(fresh)
 
+    def delete_exemplars(self, collection: str, exemplar_ids: Sequence[str]) -> int:
+        with self._write_lock:
+            self._require_collection(collection)
+            ids: list[Any] = list(dict.fromkeys(exemplar_ids))
+            try:
+                records = self._shard.retrieve(ids, True, False) if ids else []
+            except Exception as exc:
+                raise StoreError(f"vector store read failed: {exc}") from exc
+            # An id of another collection is not this call's to delete.
+            stored: list[Any] = [
+                str(r.id) for r in records if (r.payload or {}).get("collection") == collection
+            ]
+            if stored:
+                self._vector_update(qe.UpdateOperation.delete_points(stored))
+                self._flush()
+        return len(stored)
+
     def exemplars(self, collection: str, kind: str | None = None) -> list[Exemplar]:
         must = [_match("collection", collection)]
         if kind:

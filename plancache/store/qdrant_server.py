@@ -663,6 +663,21 @@ class QdrantServerStore:
             self._upsert(self._exemplars_name, self._points(collection, fresh, status))
         return len(fresh)
 
+    def delete_exemplars(self, collection: str, exemplar_ids: Sequence[str]) -> int:
+        with self._lock:
+            self._require_collection(collection)
+            ids = list(dict.fromkeys(exemplar_ids))
+            stored: list[str] = []
+            for start in range(0, len(ids), _PAGE):
+                records = self._call(
+                    "read exemplars", self._client.retrieve, self._exemplars_name,
+                    ids[start : start + _PAGE], with_payload=["collection"],
+                )
+                # An id of another collection is not this call's to delete.
+                stored += [str(r.id) for r in records if (r.payload or {}).get("collection") == collection]
+            self._delete(self._exemplars_name, stored)
+        return len(stored)
+
     def exemplars(self, collection: str, kind: str | None = None) -> list[Exemplar]:
         flt = _where(collection, kind=kind) if kind else _where(collection)
         found: list[Exemplar] = []

@@ -30,6 +30,7 @@ class MissReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MISS_REASON_PLANNER_TIMEOUT: _ClassVar[MissReason]
     MISS_REASON_AWAITING_APPROVAL: _ClassVar[MissReason]
     MISS_REASON_REJECTED_BY_FEEDBACK: _ClassVar[MissReason]
+    MISS_REASON_OUT_OF_SCOPE: _ClassVar[MissReason]
 
 class FeedbackOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -53,6 +54,7 @@ MISS_REASON_PLANNER_FAILED: MissReason
 MISS_REASON_PLANNER_TIMEOUT: MissReason
 MISS_REASON_AWAITING_APPROVAL: MissReason
 MISS_REASON_REJECTED_BY_FEEDBACK: MissReason
+MISS_REASON_OUT_OF_SCOPE: MissReason
 FEEDBACK_OUTCOME_UNSPECIFIED: FeedbackOutcome
 FEEDBACK_OUTCOME_WORKED: FeedbackOutcome
 FEEDBACK_OUTCOME_WRONG_PLAN: FeedbackOutcome

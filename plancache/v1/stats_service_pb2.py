@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n plancache/v1/stats_service.proto\x12\x0cplancache.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"]\n\x0fGetStatsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0b\n\x03top\x18\x03 \x01(\x05\"~\n\rTemplateStats\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x13\n\x0btemplate_id\x18\x02 \x01(\t\x12\x0c\n\x04hits\x18\x03 \x01(\x03\x12\x11\n\tsaved_usd\x18\x04 \x01(\x01\x12\x11\n\tsuccesses\x18\x05 \x01(\x03\x12\x10\n\x08\x66\x61ilures\x18\x06 \x01(\x03\"0\n\x0fMissReasonCount\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x8f\x05\n\x10GetStatsResponse\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07lookups\x18\x02 \x01(\x03\x12\x0c\n\x04hits\x18\x03 \x01(\x03\x12\x0e\n\x06misses\x18\x04 \x01(\x03\x12\x0f\n\x07planned\x18\x05 \x01(\x03\x12\x10\n\x08hit_rate\x18\x06 \x01(\x01\x12\x33\n\x0cmiss_reasons\x18\x07 \x03(\x0b\x32\x1d.plancache.v1.MissReasonCount\x12\x16\n\x0elatency_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\t \x01(\x01\x12\x15\n\rplanner_calls\x18\n \x01(\x03\x12\x1c\n\x14planner_input_tokens\x18\x0b \x01(\x03\x12\x1d\n\x15planner_output_tokens\x18\x0c \x01(\x03\x12!\n\x19planner_cache_read_tokens\x18\r \x01(\x03\x12\x11\n\tspent_usd\x18\x0e \x01(\x01\x12\x11\n\tsaved_usd\x18\x0f \x01(\x01\x12\x14\n\x0csaved_tokens\x18\x10 \x01(\x03\x12\x32\n\rtop_templates\x18\x11 \x03(\x0b\x32\x1b.plancache.v1.TemplateStats\x12Y\n\x17\x65xecutor_steps_by_model\x18\x12 \x03(\x0b\x32\x38.plancache.v1.GetStatsResponse.ExecutorStepsByModelEntry\x12\x1a\n\x12\x65xecutor_spent_usd\x18\x13 \x01(\x01\x1a;\n\x19\x45xecutorStepsByModelEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32Y\n\x0cStatsService\x12I\n\x08GetStats\x12\x1d.plancache.v1.GetStatsRequest\x1a\x1e.plancache.v1.GetStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n plancache/v1/stats_service.proto\x12\x0cplancache.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x01\n\x0fGetStatsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12)\n\x06window\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0b\n\x03top\x18\x03 \x01(\x05\x12)\n\x06\x62ucket\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9e\x01\n\x0bStatsBucket\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07lookups\x18\x02 \x01(\x03\x12\x0c\n\x04hits\x18\x03 \x01(\x03\x12\x0e\n\x06misses\x18\x04 \x01(\x03\x12\x0f\n\x07planned\x18\x05 \x01(\x03\x12\x11\n\tspent_usd\x18\x06 \x01(\x01\x12\x11\n\tsaved_usd\x18\x07 \x01(\x01\"~\n\rTemplateStats\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x13\n\x0btemplate_id\x18\x02 \x01(\t\x12\x0c\n\x04hits\x18\x03 \x01(\x03\x12\x11\n\tsaved_usd\x18\x04 \x01(\x01\x12\x11\n\tsuccesses\x18\x05 \x01(\x03\x12\x10\n\x08\x66\x61ilures\x18\x06 \x01(\x03\"0\n\x0fMissReasonCount\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xba\x05\n\x10GetStatsResponse\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07lookups\x18\x02 \x01(\x03\x12\x0c\n\x04hits\x18\x03 \x01(\x03\x12\x0e\n\x06misses\x18\x04 \x01(\x03\x12\x0f\n\x07planned\x18\x05 \x01(\x03\x12\x10\n\x08hit_rate\x18\x06 \x01(\x01\x12\x33\n\x0cmiss_reasons\x18\x07 \x03(\x0b\x32\x1d.plancache.v1.MissReasonCount\x12\x16\n\x0elatency_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p99_ms\x18\t \x01(\x01\x12\x15\n\rplanner_calls\x18\n \x01(\x03\x12\x1c\n\x14planner_input_tokens\x18\x0b \x01(\x03\x12\x1d\n\x15planner_output_tokens\x18\x0c \x01(\x03\x12!\n\x19planner_cache_read_tokens\x18\r \x01(\x03\x12\x11\n\tspent_usd\x18\x0e \x01(\x01\x12\x11\n\tsaved_usd\x18\x0f \x01(\x01\x12\x14\n\x0csaved_tokens\x18\x10 \x01(\x03\x12\x32\n\rtop_templates\x18\x11 \x03(\x0b\x32\x1b.plancache.v1.TemplateStats\x12Y\n\x17\x65xecutor_steps_by_model\x18\x12 \x03(\x0b\x32\x38.plancache.v1.GetStatsResponse.ExecutorStepsByModelEntry\x12\x1a\n\x12\x65xecutor_spent_usd\x18\x13 \x01(\x01\x12)\n\x06series\x18\x14 \x03(\x0b\x32\x19.plancache.v1.StatsBucket\x1a;\n\x19\x45xecutorStepsByModelEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32Y\n\x0cStatsService\x12I\n\x08GetStats\x12\x1d.plancache.v1.GetStatsRequest\x1a\x1e.plancache.v1.GetStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,16 +35,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETSTATSRESPONSE_EXECUTORSTEPSBYMODELENTRY']._loaded_options = None
   _globals['_GETSTATSRESPONSE_EXECUTORSTEPSBYMODELENTRY']._serialized_options = b'8\001'
-  _globals['_GETSTATSREQUEST']._serialized_start=115
-  _globals['_GETSTATSREQUEST']._serialized_end=208
-  _globals['_TEMPLATESTATS']._serialized_start=210
-  _globals['_TEMPLATESTATS']._serialized_end=336
-  _globals['_MISSREASONCOUNT']._serialized_start=338
-  _globals['_MISSREASONCOUNT']._serialized_end=386
-  _globals['_GETSTATSRESPONSE']._serialized_start=389
-  _globals['_GETSTATSRESPONSE']._serialized_end=1044
-  _globals['_GETSTATSRESPONSE_EXECUTORSTEPSBYMODELENTRY']._serialized_start=985
-  _globals['_GETSTATSRESPONSE_EXECUTORSTEPSBYMODELENTRY']._serialized_end=1044
-  _globals['_STATSSERVICE']._serialized_start=1046
-  _globals['_STATSSERVICE']._serialized_end=1135
+  _globals['_GETSTATSREQUEST']._serialized_start=116
+  _globals['_GETSTATSREQUEST']._serialized_end=252
+  _globals['_STATSBUCKET']._serialized_start=255
+  _globals['_STATSBUCKET']._serialized_end=413
+  _globals['_TEMPLATESTATS']._serialized_start=415
+  _globals['_TEMPLATESTATS']._serialized_end=541
+  _globals['_MISSREASONCOUNT']._serialized_start=543
+  _globals['_MISSREASONCOUNT']._serialized_end=591
+  _globals['_GETSTATSRESPONSE']._serialized_start=594
+  _globals['_GETSTATSRESPONSE']._serialized_end=1292
+  _globals['_GETSTATSRESPONSE_EXECUTORSTEPSBYMODELENTRY']._serialized_start=1233
+  _globals['_GETSTATSRESPONSE_EXECUTORSTEPSBYMODELENTRY']._serialized_end=1292
+  _globals['_STATSSERVICE']._serialized_start=1294
+  _globals['_STATSSERVICE']._serialized_end=1383
 # @@protoc_insertion_point(module_scope)
