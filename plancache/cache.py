@@ -213,8 +213,11 @@ class PlanCache:
         top_k: int = 32,
         tiers: Sequence[str] = ("small", "medium", "large"),
         decider_factory: Callable[[Collection], Decider] | None = None,
+        refit_delay_s: float | None = 1.0,
     ) -> None:
         self.store = store
+        self._refit_delay_s = refit_delay_s
+        self._refit_pending: set[str] = set()
         self._decider_factory = decider_factory or _default_decider
         self.embedder = embedder
         self.planner = planner
@@ -238,14 +241,24 @@ class PlanCache:
     def _decider_for(self, collection: Collection) -> Decider:
         return self._decider_factory(collection)
 
-    def _load_state(self, name: str) -> _CollectionState:
+    def _load_state(self, name: str, previous: _CollectionState | None = None) -> _CollectionState:
         collection = self.store.get_collection(name)
         templates = self.store.list_templates(name)
-        decider = self._decider_for(collection)
-        positives = [(e.template_id, e.vector) for e in self.store.exemplars(name, "positive")]
-        negatives = [(e.template_id, e.vector) for e in self.store.exemplars(name, "negative")]
+        # The same decider is refitted while the collection's settings stay:
+        # it keeps what feedback taught it (per-template offsets, vetoes).
+        if previous is not None and previous.collection.settings == collection.settings:
+            decider = previous.decider
+        else:
+            decider = self._decider_for(collection)
         serving = {t.id for t in templates if t.status is TemplateStatus.ACTIVE}
-        decider.fit([p for p in positives if p[0] in serving], negatives)
+        curated: list[tuple[str, np.ndarray]] = []
+        learned: list[tuple[str, np.ndarray]] = []
+        for exemplar in self.store.exemplars(name, "positive"):
+            if exemplar.template_id in serving:
+                target = learned if exemplar.source == "feedback" else curated
+                target.append((exemplar.template_id, exemplar.vector))
+        negatives = [(e.template_id, e.vector) for e in self.store.exemplars(name, "negative")]
+        decider.fit(curated, negatives, learned=learned)
         return _CollectionState(collection, templates, decider)
 
     def state(self, name: str) -> _CollectionState:
@@ -260,9 +273,35 @@ class PlanCache:
         """Reload a collection's templates and refit its decider after a change."""
         with self._state_lock:
             try:
-                self._states[name] = self._load_state(name)
+                self._states[name] = self._load_state(name, self._states.get(name))
             except NotFoundError:
                 self._states.pop(name, None)
+
+    def _refresh_soon(self, name: str) -> None:
+        """Refit after feedback, at most once per ``refit_delay_s``, off the request path.
+
+        Feedback arrives with traffic; refitting on every report would put a
+        model fit on each call. Changes within the delay share one refit.
+        ``refit_delay_s=None`` leaves refits to explicit ``refresh`` calls.
+        """
+        if self._refit_delay_s is None:
+            return
+        with self._state_lock:
+            if name in self._refit_pending:
+                return
+            self._refit_pending.add(name)
+
+        def run() -> None:
+            with self._state_lock:
+                self._refit_pending.discard(name)
+            try:
+                self.refresh(name)
+            except Exception:
+                log.exception("refit_failed", collection=name)
+
+        timer = threading.Timer(self._refit_delay_s, run)
+        timer.daemon = True
+        timer.start()
 
     # -- lookup ------------------------------------------------------------
 
@@ -1057,7 +1096,7 @@ class PlanCache:
             )
             negative_added = self.store.add_exemplars(recent.collection, [negative]) > 0
             if negative_added:
-                self.refresh(recent.collection)
+                self._refresh_soon(recent.collection)
         log.info(
             "feedback", lookup_id=lookup_id or None, collection=recent.collection,
             template_id=recent.template_id, outcome=outcome,
@@ -1083,7 +1122,7 @@ class PlanCache:
         )
         added = self.store.add_exemplars(recent.collection, [exemplar]) > 0
         if added:
-            self.refresh(recent.collection)
+            self._refresh_soon(recent.collection)
         return added
 
     # -- execution support -------------------------------------------------

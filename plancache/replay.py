@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -195,12 +196,23 @@ async def replay(
     metadata: tuple[tuple[str, str], ...] = (),
     timeout_s: float = 30.0,
     progress: Callable[[int], None] | None = None,
+    ca_file: str | None = None,
 ) -> ReplayReport:
-    """Send every request through Lookup, ``concurrency`` at a time."""
+    """Send every request through Lookup, ``concurrency`` at a time.
+
+    ``ca_file`` (or $PLANCACHE_CA_FILE) switches to TLS, trusting that CA.
+    """
     report = ReplayReport()
     gate = asyncio.Semaphore(concurrency)
     started = time.perf_counter()
-    async with grpc.aio.insecure_channel(server) as channel:
+    ca_file = ca_file or os.environ.get("PLANCACHE_CA_FILE")
+    if ca_file:
+        with open(ca_file, "rb") as handle:
+            credentials = grpc.ssl_channel_credentials(root_certificates=handle.read())
+        opened = grpc.aio.secure_channel(server, credentials)
+    else:
+        opened = grpc.aio.insecure_channel(server)
+    async with opened as channel:
         stub = pb_grpc.PlanServiceStub(channel)
         stats = stats_grpc.StatsServiceStub(channel)
         before = await _stats(stats, collection, metadata)

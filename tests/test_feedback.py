@@ -1,0 +1,91 @@
+"""Feedback: agents report how a served plan went, and the cache learns from it."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from plancache.convert import dict_to_struct
+from plancache.v1 import plan_service_pb2 as plan_pb
+from plancache.v1 import plan_service_pb2_grpc as plan_grpc
+
+COLLECTION = "customer-support"
+
+
+def _lookup(intent: str, **params) -> plan_pb.LookupRequest:
+    return plan_pb.LookupRequest(
+        collection=COLLECTION,
+        intent=intent,
+        parameters=dict_to_struct(params),
+        options=plan_pb.LookupOptions(no_plan_on_miss=True),
+    )
+
+
+async def test_wrong_plan_is_not_served_again(channel, demo_cache):
+    """After WRONG_PLAN the same request misses, and the template keeps serving others."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    first = await stub.Lookup(_lookup("I want to cancel my order 4471-X", order_id="4471-X"))
+    assert first.outcome == plan_pb.LOOKUP_OUTCOME_HIT
+
+    answer = await stub.Feedback(
+        plan_pb.FeedbackRequest(lookup_id=first.lookup_id, outcome=plan_pb.FEEDBACK_OUTCOME_WRONG_PLAN)
+    )
+    assert answer.negative_added and answer.template_id == first.plan.template_id
+    demo_cache.refresh(COLLECTION)
+
+    again = await stub.Lookup(_lookup("I want to cancel my order 9000-Z", order_id="9000-Z"))
+    assert again.outcome == plan_pb.LOOKUP_OUTCOME_MISS
+    other = await stub.Lookup(_lookup("where is order 55?", order_id="55"))
+    assert other.outcome == plan_pb.LOOKUP_OUTCOME_HIT
+
+
+async def test_worked_adds_the_request_as_an_exemplar_once(channel, demo_cache):
+    """A confirmed hit joins its template's exemplars; the same request does not join twice."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    served = await stub.Lookup(_lookup("tell me where my order 55 is at the moment", order_id="55"))
+    assert served.outcome == plan_pb.LOOKUP_OUTCOME_HIT
+    before = len(demo_cache.store.exemplars(COLLECTION, "positive"))
+
+    answer = await stub.Feedback(
+        plan_pb.FeedbackRequest(lookup_id=served.lookup_id, outcome=plan_pb.FEEDBACK_OUTCOME_WORKED)
+    )
+    assert answer.exemplar_added
+    learned = [e for e in demo_cache.store.exemplars(COLLECTION, "positive") if e.source == "feedback"]
+    assert len(learned) == 1 and learned[0].text == "tell me where my order {{order_id}} is at the moment"
+    assert len(demo_cache.store.exemplars(COLLECTION, "positive")) == before + 1
+
+    repeat = await stub.Lookup(_lookup("tell me where my order 77 is at the moment", order_id="77"))
+    answer = await stub.Feedback(
+        plan_pb.FeedbackRequest(lookup_id=repeat.lookup_id, outcome=plan_pb.FEEDBACK_OUTCOME_WORKED)
+    )
+    assert not answer.exemplar_added
+    counters = demo_cache.store.counters(COLLECTION)[served.plan.template_id]
+    assert counters.successes == 2
+
+
+async def test_feedback_without_a_known_lookup_needs_the_request(channel):
+    """An unknown lookup_id is NOT_FOUND unless the request itself comes along."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Feedback(
+            plan_pb.FeedbackRequest(lookup_id="gone", outcome=plan_pb.FEEDBACK_OUTCOME_WORKED)
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "send collection, template_id, intent" in caught.value.details()
+
+    answer = await stub.Feedback(
+        plan_pb.FeedbackRequest(
+            lookup_id="gone", outcome=plan_pb.FEEDBACK_OUTCOME_FAILED, collection=COLLECTION,
+            template_id="track_order", intent="where is order 55?",
+            parameters=dict_to_struct({"order_id": "55"}),
+        )
+    )
+    assert answer.template_id == "track_order"
+
+
+async def test_feedback_needs_an_outcome(channel):
+    """An unset outcome is INVALID_ARGUMENT."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Feedback(plan_pb.FeedbackRequest(lookup_id="x"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
