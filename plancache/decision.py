@@ -2,29 +2,36 @@
 serve one template or miss.
 
 A cosine threshold on the nearest exemplar cannot tell "cancel my order" from
-"change my order": both sit at 0.8 from each other's exemplars. ``Decider``
-instead fits, per collection, a softmax (multinomial logistic) model over the
-exemplar vectors, one class per template, so it learns which directions of the
-embedding separate close templates. A request is served only when
+"change my order": both sit near 0.8 to each other's exemplars. ``Decider``
+fits, per collection, a softmax (multinomial logistic) model over the exemplar
+vectors, one class per template, so it learns which directions of the
+embedding separate close templates, and serves a request only when
 
-1. the template the model prefers is among the retrieved candidates and no
-   reported failure of that template lies closer to the request than its
-   nearest exemplar does (``rejected_by_feedback``);
+1. the template the model prefers is among the retrieved candidates, the
+   model does not put more weight on the "reject" class learnt from negatives,
+   and no reported failure of that template lies closer to the request than
+   its nearest exemplar (else ``no_candidate`` / ``rejected_by_feedback``);
 2. its nearest exemplar clears the caller's floor (``below_floor``) and the
-   collection's out-of-scope similarity (``out_of_scope``), calibrated by
-   leaving whole templates out: an exemplar with its own template removed
-   plays a request whose workflow has no template;
-3. the model's probability for the template clears a threshold calibrated by
-   cross-validation over the exemplars so that, among the held-out exemplars
-   it would have served, the wrong-template rate stays within
-   ``max_wrong_rate`` (``below_threshold``, or ``ambiguous`` when a runner-up
-   template holds a comparable share).
+   collection's out-of-scope similarity (``out_of_scope``);
+3. the model's probability for it clears the collection's probability
+   threshold (``below_threshold``, or ``ambiguous`` when the runner-up holds at
+   least ``ambiguity_ratio`` of the winner's probability).
 
-Feedback adapts it: a ``wrong_plan`` outcome raises that template's threshold
-by one step in logit space and vetoes the same request at once; ``worked``
-outcomes lower it back towards the calibrated value, ``max_wrong_rate`` of a
-step at a time, so the threshold settles where the reported error rate meets
-the bound. Negatives passed to ``fit`` become a "reject" class of the model.
+Both thresholds come from cross-validation over the curated exemplars: folds of
+every template's exemplars are held out and play in-scope requests, whole
+templates are held out and play requests whose workflow has no template. The
+pair chosen serves the most held-out in-scope exemplars while the estimated
+wrong-template rate (a Platt curve over the held-out mistakes) stays within
+``calibration_margin * max_wrong_rate`` and the share of held-out templates'
+exemplars served stays within ``max_oos_rate``.
+
+Outcomes then steer the probability threshold, vCache-style: a ``wrong_plan``
+report raises its template's threshold by ``feedback_step`` and the
+collection's by ``collection_step`` (logit units) and vetoes that request at
+once; every ``worked`` report lowers both by ``max_wrong_rate / (1 -
+max_wrong_rate)`` of a step, so they settle where the reported error rate meets
+the bound. The template offset never goes below the calibrated threshold; the
+collection's may, by up to ``max_relax``.
 
 ``StaticThreshold`` is the baseline: serve the nearest exemplar's template when
 its cosine clears a fixed threshold.
@@ -264,9 +271,11 @@ def _projection(x: np.ndarray, max_rank: int) -> np.ndarray:
     on that span loses nothing while the collection has fewer than
     ``max_rank`` independent exemplars.
     """
-    _, s, vt = np.linalg.svd(x, full_matrices=False)
-    rank = int((s > s[0] * 1e-4).sum()) if len(s) else 0
-    return np.ascontiguousarray(vt[: max(1, min(rank, max_rank))].T, dtype=np.float32)
+    # eigenvectors of the (d, d) Gram matrix: cheaper than an SVD of (n, d)
+    energy, vectors = np.linalg.eigh((x.T @ x).astype(np.float64))
+    energy, vectors = energy[::-1], vectors[:, ::-1]
+    rank = int((energy > max(energy[0], 1e-12) * 1e-8).sum())
+    return np.ascontiguousarray(vectors[:, : max(1, min(rank, max_rank))], dtype=np.float32)
 
 
 # -- calibration --------------------------------------------------------------
@@ -355,13 +364,15 @@ def _choose_thresholds(
 
     best = (-1.0, 1.0, float(grid[0]))
     for s_thr in grid:
-        p_wrong: float | None = cfg.fallback_probability
+        p_wrong = cfg.fallback_probability
         if enough_in:
             keep = inscope.s1 >= s_thr
-            p_wrong = _lowest_safe_threshold(
+            safe = _lowest_safe_threshold(
                 inscope.p[keep], inscope.wrong[keep], None if risk is None else risk[keep], bound
             )
-            if p_wrong is None:
+            if safe is not None:
+                p_wrong = safe
+            else:
                 # Too few held-out samples to claim the bound (or mistakes at the
                 # very top): fall back to the prior threshold, above every
                 # mistake seen. Refusing everything would also stop the
@@ -491,7 +502,8 @@ def _cross_validate(
     def stack(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> _Samples:
         if not parts:
             return _Samples(np.zeros(0), np.zeros(0), np.zeros(0))
-        return _Samples(*(np.concatenate(col).astype(np.float64) for col in zip(*parts, strict=True)))
+        columns = zip(*parts, strict=True)
+        return _Samples(*(np.concatenate(col).astype(np.float64) for col in columns))
 
     return stack(inscope), stack(oos)
 
