@@ -82,6 +82,7 @@ _COLLECTION_PATHS = (
     "settings.tools",
     "settings.max_wrong_rate",
     "settings.min_similarity",
+    "settings.max_out_of_scope_rate",
 )
 
 
@@ -144,7 +145,12 @@ class _Recent:
 
 
 def _default_decider(collection: Collection) -> Decider:
-    return Decider(DecisionConfig(max_wrong_rate=collection.settings.max_wrong_rate))
+    settings = collection.settings
+    return Decider(
+        DecisionConfig(
+            max_wrong_rate=settings.max_wrong_rate, max_oos_rate=settings.max_out_of_scope_rate
+        )
+    )
 
 
 class _CollectionState:
@@ -1005,6 +1011,8 @@ class PlanCache:
             problems.append("settings.default_ttl: must be positive")
         if not 0 < settings.max_wrong_rate < 1:
             problems.append("settings.max_wrong_rate: must be between 0 and 1 (e.g. 0.005)")
+        if not 0 < settings.max_out_of_scope_rate < 1:
+            problems.append("settings.max_out_of_scope_rate: must be between 0 and 1 (e.g. 0.1)")
         if not 0 <= settings.min_similarity <= 1:
             problems.append("settings.min_similarity: must be between 0 and 1")
         names = [tool.name for tool in settings.tools]
@@ -1151,4 +1159,8 @@ _MISS_DETAIL = {
     "ambiguous": "two templates are too close to tell apart; serving either could be wrong",
     "rejected_by_feedback": "this template was reported as the wrong plan for requests like this",
     "out_of_scope": "the request is far from everything this collection serves",
+    "below_floor": (
+        "the nearest template is below the similarity floor "
+        "(options.min_similarity or the collection's min_similarity)"
+    ),
 }

@@ -57,6 +57,8 @@ MISS_REASONS = {
     "awaiting_approval": plan_pb.MISS_REASON_AWAITING_APPROVAL,
     "rejected_by_feedback": plan_pb.MISS_REASON_REJECTED_BY_FEEDBACK,
     "out_of_scope": plan_pb.MISS_REASON_OUT_OF_SCOPE,
+    # The caller's (or the collection's) floor is a similarity threshold too.
+    "below_floor": plan_pb.MISS_REASON_BELOW_THRESHOLD,
 }
 OUTCOMES = {
     "hit": plan_pb.LOOKUP_OUTCOME_HIT,
@@ -227,6 +229,7 @@ def collection_to_proto(
             ],
             max_wrong_rate=settings.max_wrong_rate,
             min_similarity=settings.min_similarity,
+            max_out_of_scope_rate=settings.max_out_of_scope_rate,
         ),
     )
 
@@ -248,6 +251,7 @@ def collection_from_proto(message: tpl_pb.Collection) -> Collection:
             ],
             max_wrong_rate=given.max_wrong_rate or settings.max_wrong_rate,
             min_similarity=given.min_similarity,
+            max_out_of_scope_rate=given.max_out_of_scope_rate or settings.max_out_of_scope_rate,
         )
     return Collection(
         name=message.name, description=message.description, tenant=message.tenant, settings=settings

@@ -155,6 +155,7 @@ class CollectionSettings(_Model):
     auto_approve_planned: bool = True
     tools: list[ToolSpec] = Field(default_factory=list)
     max_wrong_rate: float = 0.005
+    max_out_of_scope_rate: float = 0.1
     min_similarity: float = 0.0
 
     @field_validator("default_ttl", mode="before")

@@ -176,18 +176,20 @@ class Tool(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CollectionSettings(_message.Message):
-    __slots__ = ("default_ttl", "auto_approve_planned", "tools", "max_wrong_rate", "min_similarity")
+    __slots__ = ("default_ttl", "auto_approve_planned", "tools", "max_wrong_rate", "min_similarity", "max_out_of_scope_rate")
     DEFAULT_TTL_FIELD_NUMBER: _ClassVar[int]
     AUTO_APPROVE_PLANNED_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     MAX_WRONG_RATE_FIELD_NUMBER: _ClassVar[int]
     MIN_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_OUT_OF_SCOPE_RATE_FIELD_NUMBER: _ClassVar[int]
     default_ttl: _duration_pb2.Duration
     auto_approve_planned: bool
     tools: _containers.RepeatedCompositeFieldContainer[Tool]
     max_wrong_rate: float
     min_similarity: float
-    def __init__(self, default_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., auto_approve_planned: _Optional[bool] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., max_wrong_rate: _Optional[float] = ..., min_similarity: _Optional[float] = ...) -> None: ...
+    max_out_of_scope_rate: float
+    def __init__(self, default_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., auto_approve_planned: _Optional[bool] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., max_wrong_rate: _Optional[float] = ..., min_similarity: _Optional[float] = ..., max_out_of_scope_rate: _Optional[float] = ...) -> None: ...
 
 class Collection(_message.Message):
     __slots__ = ("name", "description", "settings", "template_count", "exemplar_count", "tenant")
