@@ -229,6 +229,10 @@ AutoApprove = Annotated[
     bool | None, typer.Option("--auto-approve/--no-auto-approve", help="Serve planned templates at once.")
 ]
 MaxWrongRate = Annotated[float | None, typer.Option(help="Share of hits allowed to be wrong, e.g. 0.005.")]
+MaxOutOfScopeRate = Annotated[
+    float | None,
+    typer.Option(help="Share of requests with no template allowed to be served anyway, e.g. 0.1."),
+]
 MinSimilarity = Annotated[float | None, typer.Option(help="No hit below this cosine similarity.")]
 Tools = Annotated[Path | None, typer.Option(help="YAML file with the tool catalogue plans may use.")]
 
@@ -241,6 +245,7 @@ def collections_create(
     default_ttl: DefaultTtl = None,
     auto_approve: AutoApprove = None,
     max_wrong_rate: MaxWrongRate = None,
+    max_out_of_scope_rate: MaxOutOfScopeRate = None,
     min_similarity: MinSimilarity = None,
     tools: Tools = None,
     server: Server = None,
@@ -251,6 +256,7 @@ def collections_create(
         "default_ttl": _duration(default_ttl, "--default-ttl") if default_ttl else None,
         "auto_approve_planned": auto_approve,
         "max_wrong_rate": max_wrong_rate,
+        "max_out_of_scope_rate": max_out_of_scope_rate,
         "min_similarity": min_similarity,
         "tools": _tools(tools) if tools else None,
     }
@@ -289,6 +295,7 @@ def collections_update(
     default_ttl: DefaultTtl = None,
     auto_approve: AutoApprove = None,
     max_wrong_rate: MaxWrongRate = None,
+    max_out_of_scope_rate: MaxOutOfScopeRate = None,
     min_similarity: MinSimilarity = None,
     tools: Tools = None,
     server: Server = None,
@@ -307,6 +314,9 @@ def collections_update(
     if max_wrong_rate is not None:
         settings.max_wrong_rate = max_wrong_rate
         paths.append("settings.max_wrong_rate")
+    if max_out_of_scope_rate is not None:
+        settings.max_out_of_scope_rate = max_out_of_scope_rate
+        paths.append("settings.max_out_of_scope_rate")
     if min_similarity is not None:
         settings.min_similarity = min_similarity
         paths.append("settings.min_similarity")
