@@ -145,7 +145,7 @@ async def test_update_replaces_curated_phrasings_and_keeps_learned_ones(channel,
         if e.template_id == "cancel_order"
     }
     assert stored == {
-        ("I want to cancel order {{order_id}}", "curated"),
+        ("please cancel my order {{order_id}}, I no longer need it", "curated"),
         ("abort purchase {{order_id}} right now", "curated"),
         ("scrap my order {{order_id}} please", "added"),
     }
