@@ -56,6 +56,24 @@ def _print_json(message: Any) -> None:
     typer.echo(json_format.MessageToJson(message, indent=2, preserving_proto_field_name=True))
 
 
+def _all_templates(client: Client, collection: str, status: int = 0, tag: str = "") -> list[tpl_pb.Template]:
+    """Every template of a collection (current versions), page after page."""
+    found: list[tpl_pb.Template] = []
+    page = ""
+    while True:
+        response = _call(
+            client.templates.ListTemplates,
+            tpl_svc.ListTemplatesRequest(
+                collection=collection, status=status, tag=tag, page_size=1000, page_token=page
+            ),
+            client,
+        )
+        found += response.templates
+        page = response.next_page_token
+        if not page:
+            return found
+
+
 def _parse_params(items: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for item in items:
@@ -208,24 +226,12 @@ def templates_list(
     }
     if status and status not in statuses:
         raise typer.BadParameter("--status is active, candidate or disabled")
-    token_page = ""
     with _client(server, token) as client:
-        while True:
-            response = _call(
-                client.templates.ListTemplates,
-                tpl_svc.ListTemplatesRequest(
-                    collection=collection, status=statuses.get(status or "", 0), tag=tag or "",
-                    page_size=200, page_token=token_page,
-                ),
-                client,
-            )
-            for t in response.templates:
-                state = tpl_pb.TemplateStatus.Name(t.status).removeprefix("TEMPLATE_STATUS_").lower()
-                typer.echo(f"{t.id:32} v{t.version:<3} {state:9} {len(t.steps)} steps  "
-                           f"{len(t.exemplars)} exemplars  {t.description}")
-            token_page = response.next_page_token
-            if not token_page:
-                break
+        listed = _all_templates(client, collection, statuses.get(status or "", 0), tag or "")
+    for t in listed:
+        state = tpl_pb.TemplateStatus.Name(t.status).removeprefix("TEMPLATE_STATUS_").lower()
+        typer.echo(f"{t.id:32} v{t.version:<3} {state:9} {len(t.steps)} steps  "
+                   f"{len(t.exemplars)} exemplars  {t.description}")
 
 
 @templates_app.command("show")
@@ -286,18 +292,7 @@ def templates_warm(
         raise typer.BadParameter(f"{intents}: no intents (one a line; # starts a comment)")
     with _client(server, token) as client:
         wanted = _call(client.templates.GetCollection, tpl_svc.GetCollectionRequest(name=collection), client)
-        existing: set[str] = set()
-        page = ""
-        while True:
-            listed = _call(
-                client.templates.ListTemplates,
-                tpl_svc.ListTemplatesRequest(collection=collection, page_size=1000, page_token=page),
-                client,
-            )
-            existing |= {t.id for t in listed.templates}
-            page = listed.next_page_token
-            if not page:
-                break
+        existing = {t.id for t in _all_templates(client, collection)}
         target = collection_from_proto(wanted)
         prices = PriceTable.from_file(settings.prices_file) if settings.prices_file else PriceTable()
 
@@ -429,19 +424,7 @@ def exemplars_from_csv(
     if k < 1:
         raise typer.BadParameter("--k must be at least 1")
     with _client(server, token) as client:
-        templates: dict[str, set[str]] = {}
-        page = ""
-        while True:
-            response = _call(
-                client.templates.ListTemplates,
-                tpl_svc.ListTemplatesRequest(collection=collection, page_size=1000, page_token=page),
-                client,
-            )
-            for t in response.templates:
-                templates[t.id] = {p.name for p in t.parameters}
-            page = response.next_page_token
-            if not page:
-                break
+        templates = {t.id: {p.name for p in t.parameters} for t in _all_templates(client, collection)}
         chosen, used = choose_exemplars(
             path, text_column=text_column, label_column=label_column, k=k, seed=seed, templates=templates
         )
@@ -541,18 +524,10 @@ def replay(
         str(path), text_column=text_column, label_column=label_column, skip_rows=skip, limit=limit or None
     )
     with _client(server, token) as client:
-        labels = set()
-        page = ""
-        while True:
-            response = _call(
-                client.templates.ListTemplates,
-                tpl_svc.ListTemplatesRequest(collection=collection, page_size=1000, page_token=page),
-                client,
-            )
-            labels |= {t.id for t in response.templates if t.status == tpl_pb.TEMPLATE_STATUS_ACTIVE}
-            page = response.next_page_token
-            if not page:
-                break
+        labels = {
+            t.id for t in _all_templates(client, collection)
+            if t.status == tpl_pb.TEMPLATE_STATUS_ACTIVE
+        }
         metadata = client.metadata
     address = server or os.environ.get("PLANCACHE_SERVER") or DEFAULT_SERVER
     with Progress(transient=True) as progress:
