@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import ValidationError as PydanticValidationError
 
 from plancache.errors import ValidationError
 from plancache.templates import (
@@ -181,6 +183,29 @@ def template_to_proto(template: Template, default_ttl: timedelta | None = None) 
 
 def template_from_proto(message: tpl_pb.Template) -> Template:
     """A template from a request; ids, steps and references are checked later."""
+    return _checked(_template_from_proto, message, f"template {message.id!r}")
+
+
+def collection_from_proto(message: tpl_pb.Collection) -> Collection:
+    """A collection from a request, its settings checked."""
+    return _checked(_collection_from_proto, message, f"collection {message.name!r}")
+
+
+def _checked(build: Callable[[Any], Any], message: Any, what: str) -> Any:
+    """Field errors of a request become one ValidationError naming each field."""
+    try:
+        return build(message)
+    except PydanticValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        ]
+        raise ValidationError(f"{what}: " + "; ".join(problems)) from exc
+    except OverflowError as exc:
+        raise ValidationError(f"{what}: a duration or time is out of range") from exc
+
+
+def _template_from_proto(message: tpl_pb.Template) -> Template:
     types = _invert(_PARAM_TYPES)
     parameters = []
     for i, p in enumerate(message.parameters):
@@ -234,7 +259,7 @@ def collection_to_proto(
     )
 
 
-def collection_from_proto(message: tpl_pb.Collection) -> Collection:
+def _collection_from_proto(message: tpl_pb.Collection) -> Collection:
     settings = CollectionSettings()
     if message.HasField("settings"):
         given = message.settings

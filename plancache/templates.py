@@ -88,6 +88,18 @@ def format_duration(value: timedelta) -> str:
     return f"{seconds}s"
 
 
+MAX_TTL = timedelta(days=36500)
+
+
+def _bounded_ttl(value: timedelta) -> timedelta:
+    """A TTL is positive and at most a hundred years (dates past that overflow)."""
+    if value <= timedelta(0):
+        raise ValueError(f"a TTL must be positive, got {format_duration(value)}")
+    if value > MAX_TTL:
+        raise ValueError("a TTL of more than 36500 days (100 years) is not accepted")
+    return value
+
+
 class ParameterType(StrEnum):
     STRING = "string"
     INTEGER = "integer"
@@ -161,7 +173,21 @@ class CollectionSettings(_Model):
     @field_validator("default_ttl", mode="before")
     @classmethod
     def _ttl(cls, value: object) -> timedelta:
-        return parse_duration(value)
+        return _bounded_ttl(parse_duration(value))
+
+    @field_validator("max_wrong_rate", "max_out_of_scope_rate")
+    @classmethod
+    def _rate(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError(f"must be between 0 and 1 exclusive (e.g. 0.005), got {value}")
+        return value
+
+    @field_validator("min_similarity")
+    @classmethod
+    def _similarity(cls, value: float) -> float:
+        if not 0 <= value <= 1:
+            raise ValueError(f"must be between 0 and 1, got {value}")
+        return value
 
     def tool_names(self) -> set[str]:
         return {tool.name for tool in self.tools}
@@ -193,7 +219,7 @@ class Template(_Model):
     @field_validator("ttl", mode="before")
     @classmethod
     def _ttl(cls, value: object) -> timedelta | None:
-        return None if value in (None, "", 0) else parse_duration(value)
+        return None if value in (None, "", 0) else _bounded_ttl(parse_duration(value))
 
     def parameter(self, name: str) -> ParameterSpec | None:
         return next((p for p in self.parameters if p.name == name), None)

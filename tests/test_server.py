@@ -243,3 +243,47 @@ async def test_stats_count_lookups(channel):
     assert stats.hits == 1 and stats.misses == 1
     assert stats.saved_usd > 0
     assert stats.top_templates[0].template_id == "cancel_order"
+
+
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        ({"max_wrong_rate": 5}, "max_wrong_rate: must be between 0 and 1"),
+        ({"min_similarity": float("nan")}, "min_similarity: must be between 0 and 1"),
+        ({"max_out_of_scope_rate": -0.5}, "max_out_of_scope_rate: must be between 0 and 1"),
+    ],
+)
+async def test_bad_collection_settings_are_invalid_arguments(channel, settings, words):
+    """Out-of-range settings are refused with the field named, and no collection appears."""
+    from plancache.v1 import template_pb2
+
+    templates = tpl_grpc.TemplateServiceStub(channel)
+    request = tpl_pb.CreateCollectionRequest(
+        collection=template_pb2.Collection(name="odd", settings=template_pb2.CollectionSettings(**settings))
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await templates.CreateCollection(request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in caught.value.details()
+    listed = await templates.ListCollections(tpl_pb.ListCollectionsRequest())
+    assert "odd" not in {c.name for c in listed.collections}
+
+
+async def test_out_of_range_durations_are_invalid_arguments(channel):
+    """A negative default TTL or a TTL of centuries is refused, not an internal error."""
+    from plancache.v1 import template_pb2
+
+    templates = tpl_grpc.TemplateServiceStub(channel)
+    collection = template_pb2.Collection(name="odd")
+    collection.settings.default_ttl.seconds = -5
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await templates.CreateCollection(tpl_pb.CreateCollectionRequest(collection=collection))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "TTL must be positive" in caught.value.details()
+
+    template = template_pb2.Template(collection="customer-support", id="forever")
+    template.ttl.seconds = 315_576_000_000
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await templates.CreateTemplate(tpl_pb.CreateTemplateRequest(template=template))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "36500 days" in caught.value.details()
