@@ -25,6 +25,7 @@ _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
     (errors.PlannerNotConfigured, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.PlannerError, grpc.StatusCode.UNAVAILABLE),
     (errors.StoreError, grpc.StatusCode.UNAVAILABLE),
+    (errors.NotServedError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ConfigurationError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ExecutionError, grpc.StatusCode.ABORTED),
 ]

@@ -30,6 +30,7 @@ from plancache.embedding import Embedder, EmbeddingBatcher
 from plancache.errors import (
     ConflictError,
     NotFoundError,
+    NotServedError,
     PermissionDeniedError,
     PlannerError,
     PlannerNotConfigured,
@@ -142,6 +143,7 @@ class _Recent:
     parameters: dict[str, Any]
     key: str
     vector: np.ndarray
+    reported: bool = False
 
 
 def _default_decider(collection: Collection) -> Decider:
@@ -342,7 +344,11 @@ class PlanCache:
         else:
             await self._decide(state, result, intent, values, options)
 
-        if result.outcome == "miss" and not options.no_plan_on_miss:
+        if (
+            result.outcome == "miss"
+            and not options.no_plan_on_miss
+            and result.miss_reason not in _NOT_PLANNED
+        ):
             remaining = deadline_s - (time.perf_counter() - started)
             await self._plan_on_miss(state, result, intent, values, remaining)
 
@@ -434,10 +440,13 @@ class PlanCache:
         deadline_s: float,
     ) -> None:
         if self.planner is None:
-            cause = result.miss_detail
-            result.miss_reason = "planner_not_configured"
+            # The cache's own reason stays: it tells the agent and the
+            # operator why nothing fit. Only a caller who bypassed the cache
+            # asked for nothing but a plan.
+            if result.miss_reason == "bypassed":
+                result.miss_reason = "planner_not_configured"
             result.miss_detail = (
-                f"{cause}; no planner is configured, so nothing was planned "
+                f"{result.miss_detail}; no planner is configured, so nothing was planned "
                 "(set ANTHROPIC_API_KEY to plan misses)"
             )
             return
@@ -1075,6 +1084,11 @@ class PlanCache:
         if outcome not in ("worked", "wrong_plan", "failed"):
             raise ValidationError("outcome must be worked, wrong_plan or failed")
         recent = self._recent.get(lookup_id) if lookup_id else None
+        if recent is not None and recent.reported:
+            # One outcome per served plan: a retried report must not count twice.
+            raise ConflictError(f"feedback for lookup {lookup_id!r} was already recorded")
+        if recent is not None:
+            recent.reported = True
         if recent is None:
             if not (collection and template_id and intent):
                 raise NotFoundError(
@@ -1138,7 +1152,15 @@ class PlanCache:
     def bind_template(
         self, collection: str, template_id: str, version: int, parameters: Mapping[str, Any]
     ) -> BoundPlan:
-        template = self.store.get_template(collection, template_id, version)
+        current = self.store.get_template(collection, template_id)
+        if current.status is not TemplateStatus.ACTIVE:
+            raise NotServedError(
+                f"template {template_id!r} is {current.status.value} and is not run; "
+                "an admin approves it (templates approve) before it can be executed"
+            )
+        template = current if version in (0, current.version) else self.store.get_template(
+            collection, template_id, version
+        )
         plan, problems = bind(template, check_parameters(parameters))
         if plan is None:
             raise ValidationError(f"template {template_id!r}: " + "; ".join(problems))
@@ -1152,6 +1174,11 @@ class PlanCache:
     def collection_ttl(self, collection: str) -> timedelta:
         return self.state(collection).collection.settings.default_ttl
 
+
+# Misses a new plan would not fix: the request matched a template that
+# needs a value it lacks (the agent should collect it), or one past its TTL
+# (an admin should update it); planning would store a duplicate.
+_NOT_PLANNED = frozenset({"parameter_mismatch", "expired"})
 
 _MISS_DETAIL = {
     "no_candidate": "the collection holds no template near this request",

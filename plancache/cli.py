@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import grpc
 import typer
+import yaml
 from google.protobuf import json_format
 
 from plancache.client import DEFAULT_SERVER, Client, connect
@@ -22,7 +23,11 @@ from plancache.v1 import stats_service_pb2 as stats_pb
 from plancache.v1 import template_pb2 as tpl_pb
 from plancache.v1 import template_service_pb2 as tpl_svc
 
-app = typer.Typer(help="plancache: a plan cache for LLM agents.", no_args_is_help=True)
+app = typer.Typer(
+    help="plancache: a plan cache for LLM agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 templates_app = typer.Typer(help="Curate templates.", no_args_is_help=True)
 exemplars_app = typer.Typer(help="Add phrasings to templates.", no_args_is_help=True)
 collections_app = typer.Typer(help="Curate collections.", no_args_is_help=True)
@@ -545,3 +550,24 @@ def replay(
 # Curation commands and the savings report live in their own module;
 # importing it adds them to the groups above.
 from plancache import _cli_curation  # noqa: E402, F401
+
+
+def main() -> None:
+    """The console entry point: a user's mistake is one line on stderr, not a traceback."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from plancache.errors import PlancacheError
+
+    try:
+        app()
+    except (OSError, UnicodeDecodeError, PlancacheError, PydanticValidationError, yaml.YAMLError) as exc:
+        message = str(exc)
+        if isinstance(exc, OSError) and exc.filename:
+            message = f"{exc.strerror}: {exc.filename}"
+        elif isinstance(exc, PydanticValidationError):
+            message = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
+        typer.echo(f"error: {message}", err=True)
+        raise SystemExit(2) from None

@@ -9,6 +9,7 @@
     │   └── VersionConflictError   ... it was based on a version no longer current
     ├── AuthError               missing or wrong credentials
     │   └── PermissionDeniedError  known caller, not allowed
+    ├── NotServedError          the template exists but is not served (disabled, candidate)
     ├── StoreError              the vector store or template store failed
     ├── PlannerError            the planning model could not give a plan
     │   ├── PlannerNotConfigured   no API key or no planner set up
@@ -61,6 +62,10 @@ class AuthError(PlancacheError):
 
 class PermissionDeniedError(AuthError):
     """The caller is known but may not do this."""
+
+
+class NotServedError(PlancacheError):
+    """The template exists but is not served: disabled, or a candidate awaiting approval."""
 
 
 class StoreError(PlancacheError):

@@ -122,6 +122,9 @@ async def build_server(cache: PlanCache, address: str, settings: Settings | None
         options=[
             ("grpc.max_receive_message_length", 32 * 1024 * 1024),
             ("grpc.max_send_message_length", 32 * 1024 * 1024),
+            # gRPC shares a port between processes by default on Linux; a
+            # second server on a busy port must fail, not take half the calls.
+            ("grpc.so_reuseport", 0),
         ]
     )
     execute = ExecuteHandler.from_settings(cache, settings)
@@ -141,10 +144,16 @@ async def build_server(cache: PlanCache, address: str, settings: Settings | None
     )
 
     credentials = _credentials(settings)
-    if credentials is None:
-        port = server.add_insecure_port(address)
-    else:
-        port = server.add_secure_port(address, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError as exc:
+        raise ConfigurationError(
+            f"cannot listen on {address!r}: the port is in use or the address is not valid "
+            "(set PLANCACHE_LISTEN)"
+        ) from exc
     if port == 0:
         raise ConfigurationError(f"cannot listen on {address!r} (in use, or not an address)")
     endpoint = None

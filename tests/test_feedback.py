@@ -89,3 +89,15 @@ async def test_feedback_needs_an_outcome(channel):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.Feedback(plan_pb.FeedbackRequest(lookup_id="x"))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_feedback_counts_once_per_lookup(channel, demo_cache):
+    """A second report for the same lookup is refused and not counted."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    served = await stub.Lookup(_lookup("where is order 55?", order_id="55"))
+    report = plan_pb.FeedbackRequest(lookup_id=served.lookup_id, outcome=plan_pb.FEEDBACK_OUTCOME_FAILED)
+    await stub.Feedback(report)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Feedback(report)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert demo_cache.store.counters(COLLECTION)[served.plan.template_id].failures == 1

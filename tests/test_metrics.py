@@ -139,8 +139,12 @@ async def _traffic(channel) -> stats_pb.GetStatsResponse:
         ))
         hit = hit or (response if response.outcome == plan_pb.LOOKUP_OUTCOME_HIT else None)
     assert hit is not None
-    for outcome in (plan_pb.FEEDBACK_OUTCOME_WORKED, plan_pb.FEEDBACK_OUTCOME_FAILED):
-        await plans.Feedback(plan_pb.FeedbackRequest(lookup_id=hit.lookup_id, outcome=outcome))
+    await plans.Feedback(plan_pb.FeedbackRequest(lookup_id=hit.lookup_id, outcome=plan_pb.FEEDBACK_OUTCOME_WORKED))
+    # One report per lookup: the second outcome names the request instead.
+    await plans.Feedback(plan_pb.FeedbackRequest(
+        outcome=plan_pb.FEEDBACK_OUTCOME_FAILED, collection=C, template_id=hit.plan.template_id,
+        intent="I want to cancel order 4471-X", parameters=dict_to_struct({"order_id": "4471-X"}),
+    ))
     request = stats_pb.GetStatsRequest(collection=C, bucket=Duration(seconds=1))
     return await stats_grpc.StatsServiceStub(channel).GetStats(request)
 

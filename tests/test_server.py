@@ -68,13 +68,18 @@ async def test_unrelated_request_is_a_miss_with_a_reason(channel):
 
 
 async def test_no_planner_means_a_miss_that_says_so(channel):
-    """Without an API key a miss that wanted planning says the planner is not configured."""
+    """Without an API key a miss keeps the cache's reason and says nothing was planned."""
     stub = plan_grpc.PlanServiceStub(channel)
     request = _lookup("customer-support", "what is the boiling point of tungsten")
     request.options.no_plan_on_miss = False
     response = await stub.Lookup(request)
-    assert response.miss_reason == plan_pb.MISS_REASON_PLANNER_NOT_CONFIGURED
+    assert response.outcome == plan_pb.LOOKUP_OUTCOME_MISS
+    assert response.miss_reason != plan_pb.MISS_REASON_PLANNER_NOT_CONFIGURED
+    assert "no planner is configured" in response.miss_detail
     assert "ANTHROPIC_API_KEY" in response.miss_detail
+    request.options.bypass_cache = True
+    response = await stub.Lookup(request)
+    assert response.miss_reason == plan_pb.MISS_REASON_PLANNER_NOT_CONFIGURED
 
 
 async def test_bypass_and_similarity_floor(channel):
@@ -287,3 +292,29 @@ async def test_out_of_range_durations_are_invalid_arguments(channel):
         await templates.CreateTemplate(tpl_pb.CreateTemplateRequest(template=template))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "36500 days" in caught.value.details()
+
+
+async def test_a_disabled_template_is_not_executed(channel):
+    """Execute refuses a template an admin disabled, even with a handle from before."""
+    from plancache.v1 import template_pb2
+
+    stub = plan_grpc.PlanServiceStub(channel)
+    served = await stub.Lookup(_lookup("customer-support", "where is order 55?", order_id="55"))
+    assert served.plan_handle
+    await tpl_grpc.TemplateServiceStub(channel).SetTemplateStatus(
+        tpl_pb.SetTemplateStatusRequest(
+            collection="customer-support", template_id=served.plan.template_id,
+            status=template_pb2.TEMPLATE_STATUS_DISABLED,
+        )
+    )
+    start = plan_pb.ExecuteRequest(
+        start=plan_pb.ExecuteStart(
+            plan_handle=served.plan_handle, options=plan_pb.ExecuteOptions(dry_run=True)
+        )
+    )
+    call = stub.Execute(iter([start]))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _event in call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "disabled" in caught.value.details()

@@ -231,6 +231,10 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
     @translate_errors
     async def ExportTemplates(self, request: pb.ExportTemplatesRequest, context: grpc.aio.ServicerContext) -> pb.ExportTemplatesResponse:
         fmt = _FORMATS.get(request.format, "yaml")
+        if request.all_versions and fmt != "jsonl":
+            raise ValidationError(
+                "all_versions needs format JSONL: a YAML collection file holds current versions only"
+            )
         content = await asyncio.to_thread(
             self._cache.export, request.collection, fmt, request.all_versions
         )
