@@ -130,6 +130,8 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
         offset = _page_offset(request.page_token)
         templates = await asyncio.to_thread(self._cache.store.list_templates, request.collection)
         wanted = status_from_proto(request.status)
+        if wanted is None and request.status:
+            raise ValidationError("status: set a TEMPLATE_STATUS_* value, or leave it unset for any")
         chosen = [
             t for t in templates
             if (wanted is None or t.status is wanted) and (not request.tag or request.tag in t.tags)
@@ -212,6 +214,10 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
     @translate_errors
     async def ImportTemplates(self, request: pb.ImportTemplatesRequest, context: grpc.aio.ServicerContext) -> pb.ImportTemplatesResponse:
         source = request.source_name or "<request>"
+        if request.format not in (
+            pb.TEMPLATE_FORMAT_UNSPECIFIED, pb.TEMPLATE_FORMAT_YAML, pb.TEMPLATE_FORMAT_JSONL
+        ):
+            raise ValidationError("format: set TEMPLATE_FORMAT_YAML or TEMPLATE_FORMAT_JSONL")
         if request.format == pb.TEMPLATE_FORMAT_JSONL and not source.endswith(".jsonl"):
             source += ".jsonl"
         result = await asyncio.to_thread(
