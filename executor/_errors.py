@@ -14,7 +14,7 @@ step is a model step); the others end the whole execution.
 
 from __future__ import annotations
 
-from plancache.errors import ExecutionError
+from plancache.errors import ExecutionCancelled, ExecutionError, ExecutionTimeout
 from plancache.pricing import TokenUsage
 
 __all__ = ["ExecutionCancelled", "ExecutionTimeout", "StepFailure", "StepTimeout"]
@@ -28,13 +28,6 @@ class StepFailure(ExecutionError):
         self.usage = usage or TokenUsage()
 
 
-class ExecutionTimeout(ExecutionError):
-    """The plan ran past its deadline."""
-
-
 class StepTimeout(ExecutionTimeout):
     """A step ran past its step timeout."""
 
-
-class ExecutionCancelled(ExecutionError):
-    """The agent cancelled the execution."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from executor._errors import ExecutionCancelled, ExecutionTimeout
+from executor._errors import ExecutionTimeout
 from executor._model import AnthropicStepModel, StepModel
 from executor._prompt import check_schema
 from executor._run import Emit, Execution, Limits
@@ -33,21 +33,12 @@ __all__ = ["ExecuteHandler"]
 
 log = get_logger("plancache.executor")
 
-# Ends of an execution rather than errors of a request; every other error
-# takes the status plancache._status gives it.
-_ENDS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
-    (ExecutionCancelled, grpc.StatusCode.CANCELLED),
-    (ExecutionTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
-)
 # The execution ends this long before the call's own deadline, so the agent
 # still gets PlanCompleted and a status that says why.
 _GRPC_DEADLINE_MARGIN_S = 0.2
 
 
 def _code(exc: PlancacheError) -> grpc.StatusCode:
-    for kind, code in _ENDS:
-        if isinstance(exc, kind):
-            return code
     return status_for(exc)
 
 

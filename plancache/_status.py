@@ -27,6 +27,8 @@ _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
     (errors.StoreError, grpc.StatusCode.UNAVAILABLE),
     (errors.NotServedError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ConfigurationError, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.ExecutionTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (errors.ExecutionCancelled, grpc.StatusCode.CANCELLED),
     (errors.ExecutionError, grpc.StatusCode.ABORTED),
 ]
 

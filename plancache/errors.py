@@ -15,6 +15,8 @@
     │   ├── PlannerNotConfigured   no API key or no planner set up
     │   └── PlannerTimeout         it did not answer within the deadline
     └── ExecutionError          a plan could not be run
+        ├── ExecutionTimeout       ... it ran past its deadline
+        └── ExecutionCancelled     ... the agent cancelled it
 
 Third-party exceptions are caught where the library is called and re-raised
 as one of these, chained with ``from``. The gRPC layer maps each class to one
@@ -86,3 +88,11 @@ class PlannerTimeout(PlannerError):
 
 class ExecutionError(PlancacheError):
     """A plan could not be run."""
+
+
+class ExecutionTimeout(ExecutionError):
+    """A plan ran past its deadline; nothing more of it runs."""
+
+
+class ExecutionCancelled(ExecutionError):
+    """The agent cancelled the execution; nothing more of it runs."""
