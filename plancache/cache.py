@@ -130,7 +130,13 @@ class Planner(Protocol):
     """Plans a template for a request no cached template serves."""
 
     async def plan(
-        self, collection: Collection, intent: str, parameters: Mapping[str, Any], deadline_s: float
+        self,
+        collection: Collection,
+        intent: str,
+        parameters: Mapping[str, Any],
+        deadline_s: float,
+        *,
+        examples: Sequence[Template] = (),
     ) -> PlannedTemplate: ...
 
 
@@ -540,7 +546,13 @@ class PlanCache:
         deadline_s: float,
     ) -> PlannedTemplate:
         assert self.planner is not None
-        planned = await self.planner.plan(collection, intent, values, deadline_s)
+        # The collection's served curated templates show the model the
+        # house style; planned ones would echo the model back to itself.
+        examples = [
+            t for t in self._states[collection.name].templates.values()
+            if t.status is TemplateStatus.ACTIVE and t.source is TemplateSource.CURATED
+        ] if collection.name in self._states else []
+        planned = await self.planner.plan(collection, intent, values, deadline_s, examples=examples)
         stored = await asyncio.to_thread(self._store_planned, collection, planned, intent, values)
         self._planned[flight] = stored
         while len(self._planned) > _PLANNED_CAP:

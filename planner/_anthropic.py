@@ -94,11 +94,17 @@ class AnthropicPlanner:
         intent: str,
         parameters: Mapping[str, Any],
         deadline_s: float,
+        *,
+        examples: Sequence[Template] = (),
     ) -> PlannedTemplate:
-        """A template for ``intent``, its values replaced by placeholders; raises PlannerError."""
+        """A template for ``intent``, its values replaced by placeholders; raises PlannerError.
+
+        ``examples`` are templates the collection serves, shown to the model
+        (in the cached part of the prompt) as the style to follow.
+        """
         started = time.monotonic()
         values = dict(parameters)
-        params = self.request(collection, intent, values)
+        params = self.request(collection, intent, values, examples)
         spent = TokenUsage()
         try:
             async with asyncio.timeout(deadline_s):
@@ -158,7 +164,13 @@ class AnthropicPlanner:
 
     # -- the parts plan() and warm_up() share -------------------------------
 
-    def request(self, collection: Collection, intent: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    def request(
+        self,
+        collection: Collection,
+        intent: str,
+        values: Mapping[str, Any],
+        examples: Sequence[Template] = (),
+    ) -> dict[str, Any]:
         """Messages API parameters asking for the plan of one request."""
         return request_params(
             model=self.model,
@@ -167,6 +179,7 @@ class AnthropicPlanner:
             collection=collection,
             intent=intent,
             values=values,
+            examples=examples,
         )
 
     def read(

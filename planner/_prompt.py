@@ -17,10 +17,12 @@ from typing import Any
 from anthropic.types import Message
 
 from plancache.keys import render_value
-from plancache.templates import Collection
+from plancache.templates import Collection, StepKind, Template
 from planner._schema import PLAN_TOOL, plan_tool
 
-__all__ = ["SYSTEM_PROMPT", "catalogue_text", "repair_params", "request_params", "request_text"]
+__all__ = [
+    "SYSTEM_PROMPT", "catalogue_text", "examples_text", "repair_params", "request_params", "request_text",
+]
 
 _CACHED = {"type": "ephemeral"}
 
@@ -64,8 +66,36 @@ def system_prompt(tiers: Sequence[str]) -> str:
     return SYSTEM_PROMPT.format(tool=PLAN_TOOL, tiers=", ".join(tiers), small=tiers[0])
 
 
-def catalogue_text(collection: Collection) -> str:
-    """The collection and its tool catalogue, as the model reads them."""
+MAX_EXAMPLES = 40
+
+
+def examples_text(examples: Sequence[Template]) -> str:
+    """Plans the collection already serves, for the model to follow their style.
+
+    They sit in the cached system block, sorted by id so the prefix stays the
+    same between calls. Besides better plans, they bring the cached prefix
+    above the API's minimum cacheable length, which instructions and a
+    catalogue alone often do not reach.
+    """
+    if not examples:
+        return ""
+    lines = [
+        "Plans this collection already serves (follow their style and granularity; "
+        "the request you get is not served by any of them, so do not copy one):"
+    ]
+    for template in sorted(examples, key=lambda t: t.id)[:MAX_EXAMPLES]:
+        params = ", ".join(p.name for p in template.parameters) or "none"
+        lines.append(f"\n## {template.id}: {template.description} (parameters: {params})")
+        for step in template.steps:
+            runner = f"tool {step.tool}" if step.kind is StepKind.TOOL else f"llm/{step.tier}"
+            after = f" after {', '.join(step.depends_on)}" if step.depends_on else ""
+            args = f" args {json.dumps(step.args, sort_keys=True)}" if step.args else ""
+            lines.append(f"- {step.id} [{runner}]{after}: {step.instruction}{args}")
+    return "\n".join(lines)
+
+
+def catalogue_text(collection: Collection, examples: Sequence[Template] = ()) -> str:
+    """The collection, its tool catalogue and example plans, as the model reads them."""
     lines = [f"Collection: {collection.name}"]
     if collection.description:
         lines.append(f"Purpose: {collection.description}")
@@ -77,6 +107,9 @@ def catalogue_text(collection: Collection) -> str:
     for tool in tools:
         signature = ", ".join(f"{name}: {kind}" for name, kind in tool.parameters.items())
         lines.append(f"- {tool.name}({signature}): {tool.description}".rstrip(": "))
+    shown = examples_text(examples)
+    if shown:
+        lines += ["", shown]
     return "\n".join(lines)
 
 
@@ -110,6 +143,7 @@ def request_params(
     collection: Collection,
     intent: str,
     values: Mapping[str, Any],
+    examples: Sequence[Template] = (),
 ) -> dict[str, Any]:
     """Messages API parameters that ask for one plan."""
     return {
@@ -119,7 +153,7 @@ def request_params(
         "tool_choice": {"type": "tool", "name": PLAN_TOOL},
         "system": [
             {"type": "text", "text": system_prompt(tiers), "cache_control": _CACHED},
-            {"type": "text", "text": catalogue_text(collection), "cache_control": _CACHED},
+            {"type": "text", "text": catalogue_text(collection, examples), "cache_control": _CACHED},
         ],
         "messages": [
             {"role": "user", "content": [{"type": "text", "text": request_text(intent, values)}]}

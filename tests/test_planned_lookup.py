@@ -271,3 +271,20 @@ async def test_warm_up_plans_intents_in_a_batch_and_stores_candidates(server, fa
 
     served = await server.cache.lookup("shop", "I want to cancel my order", {}, LookupOptions(no_plan_on_miss=True))
     assert served.outcome == "miss", "candidates are not served before approval"
+
+
+async def test_curated_templates_are_shown_to_the_planner_in_the_cached_block(planned_cache, fake):
+    """The planner sees the collection's curated templates as examples, inside the cached system block."""
+    planned_cache.create_template(_template(track_plan(), "shop"))
+    result = await planned_cache.lookup("shop", "I want to cancel order 1001", {"order_id": "1001"})
+    assert result.outcome == "planned"
+
+    system = fake.requests[0].body["system"]
+    catalogue = system[-1]
+    assert catalogue["cache_control"]["type"] == "ephemeral"
+    assert "Plans this collection already serves" in catalogue["text"]
+    assert "## track_order" in catalogue["text"]
+    # A planned template is not shown back to the model as an example.
+    second = await planned_cache.lookup("shop", "I forgot my password", {})
+    assert second.outcome == "planned"
+    assert "## cancel_order" not in fake.requests[-1].body["system"][-1]["text"]
