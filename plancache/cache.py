@@ -611,8 +611,17 @@ class PlanCache:
         template_id = result.template.id if result.template else ""
         saved_tokens = 0
         if result.outcome == "hit" and result.template is not None:
-            cost = result.template.planning_cost or PlanningCost()
-            saved_tokens = cost.input_tokens + cost.output_tokens + cost.cache_write_tokens + cost.cache_read_tokens
+            # The same cost the saved dollars came from: measured for planned
+            # templates, estimated for curated ones.
+            state = self._states.get(collection)
+            cost = (
+                self.planning_cost(result.template, state.collection)
+                if state is not None
+                else result.template.planning_cost or PlanningCost()
+            )
+            saved_tokens = (
+                cost.input_tokens + cost.output_tokens + cost.cache_write_tokens + cost.cache_read_tokens
+            )
             self.store.bump_counters(
                 collection, template_id, hits=1, saved_usd=result.saved_usd, last_hit_at=utcnow()
             )
