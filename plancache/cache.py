@@ -340,7 +340,9 @@ class PlanCache:
         if options.min_similarity < 0 or options.min_similarity > 1:
             raise ValidationError("options.min_similarity must be between 0 and 1")
         values = check_parameters(parameters)
-        state = await asyncio.to_thread(self.state, collection)
+        # Loading a collection reads the store and fits its decider: off the
+        # event loop, and only the first time.
+        state = self._states.get(collection) or await asyncio.to_thread(self.state, collection)
         key = retrieval_key(intent, values)
         result = LookupResult(outcome="miss", lookup_id=uuid.uuid4().hex, key=key)
 
@@ -597,7 +599,9 @@ class PlanCache:
         problems = check_template(template, tools=tools, tiers=self.tiers)
         if problems:
             raise PlannerError("the planned template breaks the template rules: " + "; ".join(problems))
-        exemplars = self._embed_exemplars(collection.name, template, template.exemplars, "planned")
+        exemplars = self._embed_exemplars(
+            collection.name, [(template.id, text) for text in template.exemplars], "planned"
+        )
         self.store.write_templates(collection.name, [template], exemplars)
         self.refresh(collection.name)
         log.info(
@@ -670,13 +674,14 @@ class PlanCache:
     # -- curation ----------------------------------------------------------
 
     def _embed_exemplars(
-        self, collection: str, template: Template, texts: Sequence[str], source: str
+        self, collection: str, owners: Sequence[tuple[str, str]], source: str
     ) -> list[Exemplar]:
-        keys = [exemplar_key(text) for text in texts]
+        """Positive exemplars for (template id, phrasing) pairs, in one model call."""
+        keys = [exemplar_key(text) for _, text in owners]
         vectors = self.embedder.embed(keys) if keys else np.zeros((0, self.embedder.dimension))
         return [
-            Exemplar(collection, template.id, text, key, vector, "positive", source)
-            for text, key, vector in zip(texts, keys, vectors, strict=True)
+            Exemplar(collection, template_id, text, key, vector, "positive", source)
+            for (template_id, text), key, vector in zip(owners, keys, vectors, strict=True)
         ]
 
     def _check(self, collection: Collection, template: Template) -> None:
@@ -705,7 +710,9 @@ class PlanCache:
         template = template.model_copy(
             update={"version": 1, "created_at": now, "updated_at": now, "source": TemplateSource.CURATED}
         )
-        exemplars = self._embed_exemplars(collection.name, template, template.exemplars, "curated")
+        exemplars = self._embed_exemplars(
+            collection.name, [(template.id, text) for text in template.exemplars], "curated"
+        )
         try:
             self.store.get_template(collection.name, template.id)
         except NotFoundError:
@@ -784,9 +791,10 @@ class PlanCache:
                     }
                 )
             )
-        exemplars: list[Exemplar] = []
-        for template in to_write:
-            exemplars += self._embed_exemplars(name, template, template.exemplars, "curated")
+        # One model call for the whole file, not one per template.
+        exemplars = self._embed_exemplars(
+            name, [(t.id, text) for t in to_write for text in t.exemplars], "curated"
+        )
         if stored_collection is None:
             self.store.create_collection(parsed.collection)
         try:
@@ -839,7 +847,7 @@ class PlanCache:
                     + ", ".join(sorted(unknown))
                 )
             clean.append(text.strip())
-        exemplars = self._embed_exemplars(collection, template, clean, source)
+        exemplars = self._embed_exemplars(collection, [(template.id, text) for text in clean], source)
         added = self.store.add_exemplars(collection, exemplars)
         if added:
             self.refresh(collection)
@@ -914,11 +922,13 @@ class PlanCache:
             }
         )
         self._check(collection, new)
-        fresh = self._embed_exemplars(collection.name, new, new.exemplars, "curated")
+        fresh = self._embed_exemplars(
+            collection.name, [(new.id, text) for text in new.exemplars], "curated"
+        )
         keep = {e.id for e in fresh}
         stale = [
-            e.id for e in self.store.exemplars(collection.name, "positive")
-            if e.template_id == new.id and e.source not in _LEARNED_SOURCES and e.id not in keep
+            e.id for e in self.store.exemplars(collection.name, "positive", new.id)
+            if e.source not in _LEARNED_SOURCES and e.id not in keep
         ]
         try:
             self.store.write_templates(collection.name, [new], fresh)
@@ -1150,8 +1160,8 @@ class PlanCache:
     def _learn_positive(self, state: _CollectionState, recent: _Recent) -> bool:
         """A confirmed hit joins its template's exemplars, bounded and deduplicated."""
         learned = [
-            e for e in self.store.exemplars(recent.collection, "positive")
-            if e.template_id == recent.template_id and e.source == "feedback"
+            e for e in self.store.exemplars(recent.collection, "positive", recent.template_id)
+            if e.source == "feedback"
         ]
         if len(learned) >= MAX_LEARNED_EXEMPLARS:
             return False

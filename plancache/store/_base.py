@@ -105,7 +105,11 @@ class Store(Protocol):
         """Delete these exemplars of the collection; returns how many were stored."""
         ...
 
-    def exemplars(self, collection: str, kind: str | None = None) -> list[Exemplar]: ...
+    def exemplars(
+        self, collection: str, kind: str | None = None, template_id: str | None = None
+    ) -> list[Exemplar]:
+        """The collection's exemplars with their vectors, of one kind and template if given."""
+        ...
 
     def search(self, collection: str, vector: np.ndarray, limit: int) -> list[ExemplarHit]:
         """Nearest positive exemplars of the collection's active templates."""

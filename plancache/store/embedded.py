@@ -384,10 +384,14 @@ class EmbeddedStore:
                 self._flush()
         return len(stored)
 
-    def exemplars(self, collection: str, kind: str | None = None) -> list[Exemplar]:
+    def exemplars(
+        self, collection: str, kind: str | None = None, template_id: str | None = None
+    ) -> list[Exemplar]:
         must = [_match("collection", collection)]
         if kind:
             must.append(_match("kind", kind))
+        if template_id is not None:
+            must.append(_match("template_id", template_id))
         found: list[Exemplar] = []
         offset = None
         while True:

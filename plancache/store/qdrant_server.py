@@ -678,8 +678,10 @@ class QdrantServerStore:
             self._delete(self._exemplars_name, stored)
         return len(stored)
 
-    def exemplars(self, collection: str, kind: str | None = None) -> list[Exemplar]:
-        flt = _where(collection, kind=kind) if kind else _where(collection)
+    def exemplars(
+        self, collection: str, kind: str | None = None, template_id: str | None = None
+    ) -> list[Exemplar]:
+        flt = _where(collection, template_id, kind=kind) if kind else _where(collection, template_id)
         found: list[Exemplar] = []
         for record in self._scroll(self._exemplars_name, flt, with_payload=True, with_vectors=True):
             payload = record.payload or {}
