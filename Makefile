@@ -46,7 +46,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy plancache planner executor
 
-test: install proto-check lint
+test: install proto-check lint typecheck
 	$(PY) -m pytest -q
 
 replay: install

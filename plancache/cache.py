@@ -320,7 +320,9 @@ class PlanCache(Curation):
         values = check_parameters(parameters)
         # Loading a collection reads the store and fits its decider: off the
         # event loop, and only the first time.
-        state = self._states.get(collection) or await asyncio.to_thread(self.state, collection)
+        state = self._states.get(collection)
+        if state is None:
+            state = await asyncio.to_thread(self.state, collection)
         key = retrieval_key(intent, values)
         result = LookupResult(outcome="miss", lookup_id=uuid.uuid4().hex, key=key)
 

@@ -61,7 +61,12 @@ def _print_json(message: Any) -> None:
     typer.echo(json_format.MessageToJson(message, indent=2, preserving_proto_field_name=True))
 
 
-def _all_templates(client: Client, collection: str, status: int = 0, tag: str = "") -> list[tpl_pb.Template]:
+def _all_templates(
+    client: Client,
+    collection: str,
+    status: tpl_pb.TemplateStatus = tpl_pb.TEMPLATE_STATUS_UNSPECIFIED,
+    tag: str = "",
+) -> list[tpl_pb.Template]:
     """Every template of a collection (current versions), page after page."""
     found: list[tpl_pb.Template] = []
     page = ""
@@ -232,7 +237,7 @@ def templates_list(
     if status and status not in statuses:
         raise typer.BadParameter("--status is active, candidate or disabled")
     with _client(server, token) as client:
-        listed = _all_templates(client, collection, statuses.get(status or "", 0), tag or "")
+        listed = _all_templates(client, collection, statuses.get(status or "", tpl_pb.TEMPLATE_STATUS_UNSPECIFIED), tag or "")
     for t in listed:
         state = tpl_pb.TemplateStatus.Name(t.status).removeprefix("TEMPLATE_STATUS_").lower()
         typer.echo(f"{t.id:32} v{t.version:<3} {state:9} {len(t.steps)} steps  "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -69,7 +69,7 @@ OUTCOMES = {
 }
 
 
-def _invert(mapping: dict[Any, int]) -> dict[int, Any]:
+def _invert(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
     return {v: k for k, v in mapping.items()}
 
 

@@ -169,7 +169,7 @@ def seed(cache: PlanCache, folder: str) -> list[str]:
     from plancache.errors import NotFoundError
     from plancache.templatefile import load
 
-    imported = []
+    imported: list[str] = []
     if not folder or not os.path.isdir(folder):
         return imported
     for name in sorted(os.listdir(folder)):

@@ -163,7 +163,7 @@ class EmbeddedStore:
         return points
 
     def _template_filter(self, collection: str, template_id: str | None = None) -> qe.Filter:
-        must = [_match("collection", collection)]
+        must: list[qe.ConditionType] = [_match("collection", collection)]
         if template_id is not None:
             must.append(_match("template_id", template_id))
         return qe.Filter(must=must)
@@ -229,7 +229,7 @@ class EmbeddedStore:
                 for t in templates
                 if self._has_template(collection, t.id)
             }
-            ids = [str(p.id) for p in points]
+            ids: list[qe.PointId] = [str(p.id) for p in points]
             present = {str(r.id) for r in self._shard.retrieve(ids, False, False)} if ids else set()
             for template in templates:
                 try:
@@ -354,7 +354,7 @@ class EmbeddedStore:
     def add_exemplars(self, collection: str, exemplars: Sequence[Exemplar]) -> int:
         with self._write_lock:
             self._require_collection(collection)
-            ids = [ex.id for ex in exemplars]
+            ids: list[qe.PointId] = [ex.id for ex in exemplars]
             present = {str(r.id) for r in self._shard.retrieve(ids, False, False)} if ids else set()
             fresh = list({ex.id: ex for ex in exemplars if ex.id not in present}.values())
             status = {
@@ -387,7 +387,7 @@ class EmbeddedStore:
     def exemplars(
         self, collection: str, kind: str | None = None, template_id: str | None = None
     ) -> list[Exemplar]:
-        must = [_match("collection", collection)]
+        must: list[qe.ConditionType] = [_match("collection", collection)]
         if kind:
             must.append(_match("kind", kind))
         if template_id is not None:
@@ -501,9 +501,9 @@ class EmbeddedStore:
                 self._lock_file.close()
 
 
-def _plain_vector(vector: object) -> list[float]:
+def _plain_vector(vector: Any) -> list[float]:
     if isinstance(vector, dict):
         vector = vector.get("") or next(iter(vector.values()))
-    return list(vector)  # type: ignore[arg-type]
+    return list(vector)
 
 
