@@ -23,7 +23,10 @@ templates are held out and play requests whose workflow has no template. The
 pair chosen serves the most held-out in-scope exemplars while the estimated
 wrong-template rate (a Platt curve over the held-out mistakes) stays within
 ``calibration_margin * max_wrong_rate`` and the share of held-out templates'
-exemplars served stays within ``max_oos_rate``.
+exemplars served stays within ``max_oos_rate``. The held-out samples of
+``calibration_rounds`` differently split rounds are pooled. The thresholds
+depend on the curated exemplars and the config alone, not on the order they
+came in or the fits before: the same exemplars give the same thresholds.
 
 Outcomes then steer the probability threshold, vCache-style: a ``wrong_plan``
 report raises its template's threshold by ``feedback_step`` and the
@@ -39,6 +42,7 @@ its cosine clears a fixed threshold.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
@@ -115,10 +119,8 @@ class DecisionConfig:
     # Share of templates whose exemplars are held out whole, as stand-ins for
     # requests with no template.
     oos_template_share: float = 0.5
-    # Refit without recalibrating while the curated exemplars changed by at
-    # most this share since the last calibration and no template came or went.
-    recalibrate_change: float = 0.1
-    # Calibration rounds whose held-out samples are pooled.
+    # Cross-validation rounds (each with its own fold split) whose held-out
+    # samples are pooled: one round rests on a handful of mistakes.
     calibration_rounds: int = 3
     # Inverse L2 strength of the softmax model (weakly regularised works best:
     # exemplars of close templates must be pulled apart).
@@ -153,7 +155,6 @@ class DecisionConfig:
             "cv_folds": self.cv_folds >= 2,
             "calibration_margin": 0.0 < self.calibration_margin <= 1.0,
             "oos_template_share": 0.0 < self.oos_template_share <= 1.0,
-            "recalibrate_change": self.recalibrate_change >= 0,
             "calibration_rounds": self.calibration_rounds >= 1,
             "max_rank": self.max_rank >= 1,
             "feedback_step": self.feedback_step >= 0,
@@ -344,14 +345,18 @@ class _Samples:
 
 
 def _choose_thresholds(
-    cfg: DecisionConfig, inscope: _Samples, oos: _Samples
+    cfg: DecisionConfig, inscope: _Samples, oos: _Samples, rounds: int = 1
 ) -> tuple[float, float, dict[str, float]]:
     """Pick (probability, similarity) thresholds that accept the most held-out
     in-scope exemplars while the estimated wrong-template rate stays within
     ``calibration_margin * max_wrong_rate`` and the share of left-out templates'
-    exemplars served stays within ``max_oos_rate``."""
-    enough_in = len(inscope.p) >= cfg.min_calibration_samples
-    enough_oos = len(oos.p) >= cfg.min_calibration_samples
+    exemplars served stays within ``max_oos_rate``.
+
+    The samples pool ``rounds`` rounds over the same exemplars: enough of them
+    means enough distinct exemplars, not the same ones counted per round.
+    """
+    enough_in = len(inscope.p) >= cfg.min_calibration_samples * rounds
+    enough_oos = len(oos.p) >= cfg.min_calibration_samples * rounds
     bound = cfg.max_wrong_rate * cfg.calibration_margin
     risk = _platt(inscope.p, inscope.wrong) if enough_in else None
     allowed_oos = math.floor(cfg.max_oos_rate * len(oos.p))
@@ -417,12 +422,8 @@ class _Model:
     probability_threshold: float
     similarity_threshold: float
     calibration: dict[str, float]
-    # what the thresholds were calibrated on, to tell a small change from a large one
-    calibrated_templates: frozenset[str] = frozenset()
-    calibrated_size: int = 0
-    # held-out samples of the latest calibration rounds, pooled while the set
-    # of templates stays the same
-    rounds: tuple[tuple[_Samples, _Samples], ...] = ()
+    # digest of what the thresholds were calibrated on (see _calibration_key)
+    calibration_key: bytes = b""
 
     @staticmethod
     def empty() -> _Model:
@@ -431,73 +432,56 @@ class _Model:
 
 
 def _cross_validate(
-    cfg: DecisionConfig,
-    z: np.ndarray,
-    y: np.ndarray,
-    x_all: np.ndarray,
-    scored: np.ndarray,
-    n_templates: int,
-    n_classes: int,
-    round_no: int = 0,
+    cfg: DecisionConfig, z: np.ndarray, y: np.ndarray, x: np.ndarray, round_no: int
 ) -> tuple[_Samples, _Samples]:
-    """Held-out evidence from ``cv_folds`` fits.
+    """Held-out evidence from ``cv_folds`` fits on the curated exemplars
+    (``x``, projected ``z``, template indices ``y``).
 
     Fold f holds out a stratified fold of every template's exemplars (they play
     in-scope requests) and, in addition, every exemplar of a small group of
     templates (they play out-of-scope requests: the model never saw their
     template). Each template is in at most one such group; the groups together
     cover ``oos_template_share`` of the templates, so the in-scope estimate
-    loses few of the confusions it should count. Negatives stay in every
-    training fold (as the reject class) and are not scored: they were served
-    at high confidence by construction, and the feedback controllers in
-    ``record_outcome`` answer for them.
+    loses few of the confusions it should count. The split is drawn from
+    ``(seed, round_no)`` alone.
 
     Fits start from zero: a start from the full model would keep what it
     learnt about the held-out points, and the estimates would flatter it.
     """
-    n_pos = len(scored)
-    x = x_all[:n_pos]
+    n_templates = int(y.max()) + 1 if len(y) else 0
     rng = np.random.default_rng([cfg.seed, round_no])
     folds = cfg.cv_folds
     fold = np.empty(len(y), dtype=np.int64)
-    for c in range(n_classes):
+    for c in range(n_templates):
         members = np.flatnonzero(y == c)
         fold[members] = (rng.permutation(len(members)) + rng.integers(folds)) % folds
     groups = max(folds, round(folds / cfg.oos_template_share))
     left_out = rng.permutation(n_templates) % groups  # fold in which a template is unseen
-    left_out = np.r_[left_out, groups]  # the reject class is never left out
 
     inscope: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     oos: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for f in range(folds):
         train = (fold != f) & (left_out[y] != f)
-        classes = np.flatnonzero(np.bincount(y[train], minlength=n_classes) > 0)
-        if (classes < n_templates).sum() < 2:
+        classes = np.flatnonzero(np.bincount(y[train], minlength=n_templates) > 0)
+        if len(classes) < 2:
             continue
-        present = np.zeros(n_classes, bool)
+        present = np.zeros(n_templates, bool)
         present[classes] = True
-        remap = np.full(n_classes, -1)
+        remap = np.full(n_templates, -1)
         remap[classes] = np.arange(len(classes))
         w, b = _fit_softmax(z[train], remap[y[train]], len(classes), cfg.regularization,
                             cfg.max_iterations)
-        train_pos = np.flatnonzero(train[:n_pos])
-        is_template = classes < n_templates
+        trained = np.flatnonzero(train)
         for held, bucket in (
-            (np.flatnonzero(~train[:n_pos] & present[y[:n_pos]] & scored), inscope),
-            (np.flatnonzero((left_out[y[:n_pos]] == f) & scored), oos),
+            (np.flatnonzero(~train & present[y]), inscope),
+            (np.flatnonzero(left_out[y] == f), oos),
         ):
             if not len(held):
                 continue
             probs = _softmax(z[held] @ w + b)
-            p = np.where(is_template, probs, -1.0)
-            pred = classes[p.argmax(axis=1)]
-            best = p.max(axis=1)
-            if not is_template.all():
-                best = np.where(probs[:, ~is_template].max(axis=1) > best, 0.0, best)
-            sims = np.where(
-                y[train_pos][None, :] == pred[:, None], x[held] @ x[train_pos].T, -1.0
-            )
-            bucket.append((best, sims.max(axis=1), pred != y[held]))
+            pred = classes[probs.argmax(axis=1)]
+            sims = np.where(y[trained][None, :] == pred[:, None], x[held] @ x[trained].T, -1.0)
+            bucket.append((probs.max(axis=1), sims.max(axis=1), pred != y[held]))
 
     def stack(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> _Samples:
         if not parts:
@@ -506,6 +490,59 @@ def _cross_validate(
         return _Samples(*(np.concatenate(col).astype(np.float64) for col in columns))
 
     return stack(inscope), stack(oos)
+
+
+def _canonical(
+    curated: Sequence[tuple[str, np.ndarray]],
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Template ids, exemplar vectors and their template indices, in an order
+    that depends on the exemplars alone: fold splits go by position, and a
+    store may return the same exemplars in another order."""
+    template_ids = tuple(sorted({tid for tid, _ in curated}))
+    if not curated:
+        return template_ids, np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    index = {tid: i for i, tid in enumerate(template_ids)}
+    x = np.stack([np.asarray(v, np.float32) for _, v in curated])
+    y = np.array([index[tid] for tid, _ in curated], np.int64)
+    # by template, then by the leading coordinates: a last-bit difference in
+    # a re-embedded vector rarely reorders them, as sorting the bytes would
+    order = np.lexsort((*x[:, 1::-1].T, y))
+    return template_ids, np.ascontiguousarray(x[order]), y[order]
+
+
+def _calibration_key(
+    cfg: DecisionConfig, template_ids: tuple[str, ...], x: np.ndarray, y: np.ndarray
+) -> bytes:
+    """Digest of everything the thresholds are calibrated on."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr(sorted(asdict(cfg).items())).encode())
+    digest.update("\0".join(template_ids).encode())
+    digest.update(y.tobytes())
+    digest.update(x.tobytes())
+    return digest.digest()
+
+
+def _calibrate(
+    cfg: DecisionConfig, template_ids: tuple[str, ...], x: np.ndarray, y: np.ndarray
+) -> tuple[float, float, dict[str, float]]:
+    """Thresholds from ``calibration_rounds`` rounds of cross-validation on the
+    curated exemplars (in ``_canonical`` order), their samples pooled.
+
+    Round r splits the folds by ``(seed, r)``, so every calibration of the
+    same exemplars runs the same rounds: pooling steadies the thresholds the
+    way repeated cross-validation does, and they still depend on the
+    exemplars alone.
+    """
+    rounds = []
+    if template_ids:
+        z = x @ _projection(x, cfg.max_rank)
+        rounds = [_cross_validate(cfg, z, y, x, r) for r in range(cfg.calibration_rounds)]
+    empty = _Samples(np.zeros(0), np.zeros(0), np.zeros(0))
+    inscope = _Samples.concat([empty, *(r[0] for r in rounds)])
+    oos = _Samples.concat([empty, *(r[1] for r in rounds)])
+    p_thr, s_thr, calibration = _choose_thresholds(cfg, inscope, oos, max(len(rounds), 1))
+    calibration["calibration_rounds"] = float(len(rounds))
+    return p_thr, s_thr, calibration
 
 
 def _group_negatives(
@@ -563,9 +600,9 @@ class Decider:
         score them, since requests that were served are easier than requests
         at large and would flatter the thresholds.
 
-        The thresholds are recalibrated when the set of templates changed or
-        the curated ``exemplars`` grew or shrank by more than
-        ``recalibrate_change`` since the last calibration; otherwise only the
+        The thresholds are calibrated on the curated ``exemplars`` alone, so
+        they are the same whatever the order of ``exemplars`` or the fits
+        before. While those stay the same (a refit after feedback) only the
         model is refitted, starting from the previous one, and feedback moves
         the thresholds (see ``record_outcome``).
         """
@@ -609,7 +646,6 @@ class Decider:
         n_templates = len(template_ids)
         x = np.stack([np.asarray(v, np.float32) for _, v in positives])
         y = np.array([index[tid] for tid, _ in positives])
-        scored = np.arange(len(positives)) < len(curated)
         kept = [(tid, v) for tid, v in negatives if tid in index]
         xn = np.stack([np.asarray(v, np.float32) for _, v in kept]) if kept else x[:0]
 
@@ -635,35 +671,20 @@ class Decider:
 
         # Feedback (learned exemplars, negatives) refits the model but leaves
         # the thresholds to the controllers in record_outcome, which see the
-        # served requests' real outcomes; only a change to the curated
-        # exemplars or to the templates calls for a new calibration.
-        size = len(curated)
-        small_change = (
-            previous.calibrated_templates == frozenset(template_ids)
-            and abs(size - previous.calibrated_size)
-            <= cfg.recalibrate_change * previous.calibrated_size
-        )
-        if small_change:
+        # served requests' real outcomes. So calibration looks at the curated
+        # exemplars only, and a refit that leaves them as they were keeps
+        # the thresholds: same curated exemplars, same thresholds, whichever
+        # fits came before.
+        canonical = _canonical(curated)
+        key = _calibration_key(cfg, *canonical)
+        if key == previous.calibration_key:
             p_thr, s_thr = previous.probability_threshold, previous.similarity_threshold
             calibration = dict(previous.calibration)
-            calibrated = (previous.calibrated_templates, previous.calibrated_size)
-            rounds = previous.rounds
         else:
-            # Each round rests on a few hundred held-out points and a handful of
-            # mistakes; pooling the last rounds (new fold splits each time)
-            # steadies the thresholds the way repeated cross-validation would.
-            same = previous.calibrated_templates == frozenset(template_ids)
-            rounds = (*(previous.rounds if same else ()), _cross_validate(
-                cfg, z_all, y_all, x_all, scored, n_templates, n_classes, len(previous.rounds)
-            ))[-cfg.calibration_rounds :]
-            inscope = _Samples.concat([r[0] for r in rounds])
-            oos = _Samples.concat([r[1] for r in rounds])
-            p_thr, s_thr, calibration = _choose_thresholds(cfg, inscope, oos)
-            calibration["calibration_rounds"] = float(len(rounds))
-            calibrated = (frozenset(template_ids), size)
+            p_thr, s_thr, calibration = _calibrate(cfg, *canonical)
         return _Model(
             template_ids, index, weights, bias, has_reject, _group_negatives(kept, index),
-            p_thr, s_thr, calibration, *calibrated, rounds,
+            p_thr, s_thr, calibration, key,
         )
 
     # -- deciding -------------------------------------------------------------

@@ -276,3 +276,39 @@ def test_static_threshold_baseline() -> None:
     assert hit.margin == pytest.approx(0.01)
     assert (low.template_id, low.reason) == (None, "below_threshold")
     assert (floored.template_id, floored.reason) == (None, "below_floor")
+
+
+def test_thresholds_depend_on_the_exemplars_not_on_the_fits_before() -> None:
+    """A collection grown in steps ends with the thresholds of one fitted on the same exemplars at once."""
+    _, exemplars = _collection(["a", "b", "c", "d", "e", "f"], per_template=40, noise=0.9, seed=3)
+    at_once, in_steps = Decider(), Decider()
+    at_once.fit(exemplars)
+
+    # batches of 20, 10, 8 and 2 exemplars per template; the last, a small
+    # change, listed in another order as a store might
+    for size in (20, 30, 38):
+        in_steps.fit([e for i, e in enumerate(exemplars) if i % 40 < size])
+    in_steps.fit(exemplars[::-1])
+
+    keys = ("probability_threshold", "similarity_threshold")
+    assert [in_steps.state()[k] for k in keys] == [at_once.state()[k] for k in keys]
+    assert in_steps.state()["calibration"] == at_once.state()["calibration"]
+
+
+def test_refit_after_feedback_keeps_the_thresholds(fitted) -> None:
+    """Learned exemplars and negatives refit the model but leave the calibrated thresholds."""
+    _, centres, exemplars = fitted
+    decider = Decider()
+    decider.fit(exemplars)
+    before = decider.state()
+
+    decider.fit(
+        exemplars,
+        negatives=[("cancel", _unit(centres["cancel"] + 0.4 * np.eye(DIM)[-1]))],
+        learned=[("refund", _unit(centres["refund"] + 0.1 * np.eye(DIM)[-2]))],
+    )
+
+    after = decider.state()
+    assert after["reject_class"]
+    assert after["probability_threshold"] == before["probability_threshold"]
+    assert after["similarity_threshold"] == before["similarity_threshold"]
