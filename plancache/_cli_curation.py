@@ -77,6 +77,8 @@ def templates_update(
     token: Token = None,
 ) -> None:
     """Store each template of FILE as a new version; earlier versions are kept."""
+    if force and expected_version is not None:
+        raise typer.BadParameter("give --expected-version or --force, not both")
     text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     try:
         document = yaml.safe_load(text)

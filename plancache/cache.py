@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import threading
 import time
 import uuid
@@ -44,6 +45,7 @@ from plancache.pricing import PriceTable, TokenUsage
 from plancache.stats import LookupEvent, Stats
 from plancache.store import Exemplar, Store
 from plancache.templates import (
+    MAX_INTENT_CHARS,
     NAME,
     BoundPlan,
     Collection,
@@ -52,7 +54,9 @@ from plancache.templates import (
     TemplateSource,
     TemplateStatus,
     bind,
+    check_collection_name,
     check_template,
+    clip,
     utcnow,
 )
 
@@ -60,7 +64,10 @@ __all__ = ["ImportResult", "LookupOptions", "LookupResult", "PlanCache", "Planne
 
 log = get_logger("plancache.cache")
 
-MAX_INTENT_CHARS = 4000
+# A request's values: enough for any workflow's slots, small enough that one
+# request cannot hold the event loop (checking and masking are linear in them).
+MAX_PARAMETERS = 64
+MAX_VALUE_CHARS = 2000
 MAX_LEARNED_EXEMPLARS = 50
 # What planning a curated template would have cost, for savings of hits on
 # templates no planner made: a system prompt with the tool catalogue in, the
@@ -126,7 +133,8 @@ class _Recent:
     intent: str
     parameters: dict[str, Any]
     key: str
-    vector: np.ndarray
+    # None: a report this process could not confirm (see PlanCache.feedback)
+    vector: np.ndarray | None
     reported: bool = False
 
 
@@ -172,12 +180,18 @@ def decode_handle(handle: str) -> tuple[str, str, int, dict[str, Any]]:
 
 
 def check_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """Request values: names are identifiers, values scalars; None means absent."""
+    """Request values: names are identifiers, values finite scalars of bounded
+    size; None means absent."""
+    if len(parameters) > MAX_PARAMETERS:
+        raise ValidationError(
+            f"{len(parameters)} parameters given; at most {MAX_PARAMETERS} are accepted"
+        )
     clean: dict[str, Any] = {}
     for name, value in parameters.items():
         if not NAME.match(name):
             raise ValidationError(
-                f"parameter name {name!r} is not valid: use letters, digits and underscores"
+                f"parameter name {clip(name)!r} is not valid: use letters, digits and underscores "
+                "(at most 64 characters)"
             )
         if value is None:
             continue
@@ -186,8 +200,25 @@ def check_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
                 f"parameter {name!r}: values must be strings, numbers or booleans, "
                 f"got {type(value).__name__}"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValidationError(f"parameter {name!r}: {value} is not a finite number")
+        if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+            raise ValidationError(
+                f"parameter {name!r} is {len(value)} characters; at most {MAX_VALUE_CHARS} are accepted"
+            )
         clean[name] = value
     return clean
+
+
+def _check_intent(intent: str) -> None:
+    if not intent.strip():
+        raise ValidationError("intent is empty: pass the user's request as text")
+    if len(intent) > MAX_INTENT_CHARS:
+        raise ValidationError(
+            f"intent is {len(intent)} characters; at most {MAX_INTENT_CHARS} are accepted"
+        )
+
+
 
 
 class PlanCache(Curation):
@@ -210,6 +241,8 @@ class PlanCache(Curation):
         self.store = store
         self._refit_delay_s = refit_delay_s
         self._refit_pending: set[str] = set()
+        self._refit_timers: dict[str, threading.Timer] = {}
+        self._closed = False
         self._decider_factory = decider_factory or _default_decider
         self.embedder = embedder
         self.planner = planner
@@ -222,6 +255,9 @@ class PlanCache(Curation):
         self._state_lock = threading.RLock()
         self._recent: OrderedDict[str, _Recent] = OrderedDict()
         self._recent_cap = 100_000
+        # Lookups that served nothing from the cache (miss, or planned), so
+        # feedback on them is told why it does not apply.
+        self._unserved: OrderedDict[str, str] = OrderedDict()
         self._inflight: dict[tuple[str, str], asyncio.Task[PlannedTemplate]] = {}
         self._batcher = EmbeddingBatcher(embedder)
         # Plans of flights that ended lately, for misses decided before the
@@ -279,13 +315,16 @@ class PlanCache(Curation):
         if self._refit_delay_s is None:
             return
         with self._state_lock:
-            if name in self._refit_pending:
+            if name in self._refit_pending or self._closed:
                 return
             self._refit_pending.add(name)
 
         def run() -> None:
             with self._state_lock:
                 self._refit_pending.discard(name)
+                self._refit_timers.pop(name, None)
+                if self._closed:
+                    return
             try:
                 self.refresh(name)
             except Exception:
@@ -293,6 +332,8 @@ class PlanCache(Curation):
 
         timer = threading.Timer(self._refit_delay_s, run)
         timer.daemon = True
+        with self._state_lock:
+            self._refit_timers[name] = timer
         timer.start()
 
     # -- lookup ------------------------------------------------------------
@@ -307,15 +348,9 @@ class PlanCache(Curation):
         deadline_s: float = 20.0,
     ) -> LookupResult:
         started = time.perf_counter()
-        if not collection:
-            raise ValidationError("collection is required")
-        if not intent.strip():
-            raise ValidationError("intent is empty: pass the user's request as text")
-        if len(intent) > MAX_INTENT_CHARS:
-            raise ValidationError(
-                f"intent is {len(intent)} characters; at most {MAX_INTENT_CHARS} are accepted"
-            )
-        if options.min_similarity < 0 or options.min_similarity > 1:
+        check_collection_name(collection)
+        _check_intent(intent)
+        if not 0 <= options.min_similarity <= 1:  # NaN fails too
             raise ValidationError("options.min_similarity must be between 0 and 1")
         values = check_parameters(parameters)
         # Loading a collection reads the store and fits its decider: off the
@@ -341,6 +376,10 @@ class PlanCache(Curation):
             await self._plan_on_miss(state, result, intent, values, remaining)
 
         result.timings["total_ms"] = (time.perf_counter() - started) * 1000
+        if result.outcome != "hit":
+            self._unserved[result.lookup_id] = result.outcome
+            while len(self._unserved) > self._recent_cap:
+                self._unserved.popitem(last=False)
         self._record(collection, result)
         return result
 
@@ -668,40 +707,63 @@ class PlanCache(Curation):
         intent: str = "",
         parameters: Mapping[str, Any] | None = None,
     ) -> tuple[str, bool, bool]:
-        """Learn from how a served plan went; returns (template_id, exemplar_added, negative_added)."""
+        """Learn from how a served plan went; returns (template_id, exemplar_added, negative_added).
+
+        ``lookup_id`` names the Lookup that served the plan. When this process
+        no longer knows it (a restart, another replica), the caller sends the
+        collection, template, intent and parameters instead; such a report is
+        taken as evidence only if the template is still the one this
+        collection's decider ranks first for that request, so a report cannot
+        teach the cache a template for requests it would never serve it for.
+        """
         if outcome not in ("worked", "wrong_plan", "failed"):
             raise ValidationError("outcome must be worked, wrong_plan or failed")
-        recent = self._recent.get(lookup_id) if lookup_id else None
+        if not lookup_id:
+            raise ValidationError(
+                "lookup_id is required: pass the lookup_id of the Lookup response that served the plan"
+            )
+        recent = self._recent.get(lookup_id)
         if recent is not None and recent.reported:
             # One outcome per served plan: a retried report must not count twice.
             raise ConflictError(f"feedback for lookup {lookup_id!r} was already recorded")
-        if recent is not None:
-            recent.reported = True
         if recent is None:
-            if not (collection and template_id and intent):
-                raise NotFoundError(
-                    f"lookup {lookup_id!r} is not known (restarted server or another replica): "
-                    "send collection, template_id, intent and parameters with the feedback"
+            unserved = self._unserved.get(lookup_id)
+            if unserved == "miss":
+                raise NotServedError(
+                    f"lookup {lookup_id!r} was a miss: feedback applies to plans the cache served"
                 )
-            values = check_parameters(parameters or {})
-            key = retrieval_key(intent, values)
-            vector = self.embedder.embed([key])[0]
-            self.store.get_template(collection, template_id)
-            recent = _Recent(collection, template_id, 0, intent, values, key, vector)
+            if unserved == "planned" and not (collection and template_id and intent):
+                raise ValidationError(
+                    f"lookup {lookup_id!r} served a newly planned template: send collection, "
+                    "template_id (from the plan), intent and parameters with the feedback"
+                )
+            recent = self._reported_lookup(lookup_id, collection, template_id, intent, parameters)
+        else:
+            # The template may have been deleted since: refuse before counting anything.
+            self.store.get_template(recent.collection, recent.template_id)
+        recent.reported = True
+        vector = recent.vector
+        if vector is None:
+            log.info(
+                "feedback_not_applied", lookup_id=lookup_id, collection=recent.collection,
+                template_id=recent.template_id, outcome=outcome,
+                reason="the decider does not rank this template first for the request",
+            )
+            return recent.template_id, False, False
         state = self.state(recent.collection)
-        state.decider.record_outcome(recent.template_id, recent.vector, outcome)
+        state.decider.record_outcome(recent.template_id, vector, outcome)
 
         exemplar_added = negative_added = False
         if outcome == "worked":
             self.store.bump_counters(recent.collection, recent.template_id, successes=1)
-            exemplar_added = self._learn_positive(state, recent)
+            exemplar_added = self._learn_positive(recent, vector)
         elif outcome == "failed":
             self.store.bump_counters(recent.collection, recent.template_id, failures=1)
         else:
             self.store.bump_counters(recent.collection, recent.template_id, wrong_plan_reports=1)
             text = exemplar_text(recent.intent or recent.key, recent.parameters)
             negative = Exemplar(
-                recent.collection, recent.template_id, text, recent.key, recent.vector,
+                recent.collection, recent.template_id, text, recent.key, vector,
                 "negative", "feedback",
             )
             negative_added = self.store.add_exemplars(recent.collection, [negative]) > 0
@@ -714,7 +776,43 @@ class PlanCache(Curation):
         )
         return recent.template_id, exemplar_added, negative_added
 
-    def _learn_positive(self, state: _CollectionState, recent: _Recent) -> bool:
+    def _reported_lookup(
+        self,
+        lookup_id: str,
+        collection: str,
+        template_id: str,
+        intent: str,
+        parameters: Mapping[str, Any] | None,
+    ) -> _Recent:
+        """A served Lookup this process does not know, rebuilt from the report
+        and remembered as reported; its vector is None when the decider would
+        not rank ``template_id`` first for it (the report is then only logged)."""
+        if not (collection and template_id and intent):
+            raise NotFoundError(
+                f"lookup {lookup_id!r} is not known (restarted server or another replica): "
+                "send collection, template_id, intent and parameters with the feedback"
+            )
+        check_collection_name(collection)
+        _check_intent(intent)
+        values = check_parameters(parameters or {})
+        template = self.store.get_template(collection, template_id)
+        key = retrieval_key(intent, values)
+        vector = self.embedder.embed([key])[0]
+        state = self.state(collection)
+        hits = self.store.search(collection, vector, self.top_k)
+        decision = state.decider.decide(
+            vector, [Candidate(h.template_id, h.exemplar_id, h.score) for h in hits]
+        )
+        recent = _Recent(
+            collection, template_id, template.version, intent, values, key,
+            vector if decision.best_id == template_id else None,
+        )
+        self._recent[lookup_id] = recent
+        while len(self._recent) > self._recent_cap:
+            self._recent.popitem(last=False)
+        return recent
+
+    def _learn_positive(self, recent: _Recent, vector: np.ndarray) -> bool:
         """A confirmed hit joins its template's exemplars, bounded and deduplicated."""
         learned = [
             e for e in self.store.exemplars(recent.collection, "positive", recent.template_id)
@@ -723,11 +821,11 @@ class PlanCache(Curation):
         if len(learned) >= MAX_LEARNED_EXEMPLARS:
             return False
         # A phrasing almost identical to a stored one teaches nothing new.
-        if any(float(np.dot(e.vector, recent.vector)) > 0.97 for e in learned):
+        if any(float(np.dot(e.vector, vector)) > 0.97 for e in learned):
             return False
         text = exemplar_text(recent.intent or recent.key, recent.parameters) if recent.intent else recent.key
         exemplar = Exemplar(
-            recent.collection, recent.template_id, text, recent.key, recent.vector,
+            recent.collection, recent.template_id, text, recent.key, vector,
             "positive", "feedback",
         )
         added = self.store.add_exemplars(recent.collection, [exemplar]) > 0
@@ -755,7 +853,13 @@ class PlanCache(Curation):
         return plan
 
     def close(self) -> None:
-        """Stop the embedding worker and close the store."""
+        """Cancel pending refits, stop the embedding worker and close the store."""
+        with self._state_lock:
+            self._closed = True
+            timers = list(self._refit_timers.values())
+            self._refit_timers.clear()
+        for timer in timers:
+            timer.cancel()
         self._batcher.close()
         self.store.close()
 
@@ -768,14 +872,36 @@ class PlanCache(Curation):
 # (an admin should update it); planning would store a duplicate.
 _NOT_PLANNED = frozenset({"parameter_mismatch", "expired"})
 
+# One per rule of the decider (plancache.decision): what failed, and what the
+# caller or an admin can do about it. The figures are in the evidence.
 _MISS_DETAIL = {
-    "no_candidate": "the collection holds no template near this request",
-    "below_threshold": "the nearest template is not similar enough to serve",
-    "ambiguous": "two templates are too close to tell apart; serving either could be wrong",
-    "rejected_by_feedback": "this template was reported as the wrong plan for requests like this",
-    "out_of_scope": "the request is far from everything this collection serves",
+    "no_candidate": (
+        "no template of this collection is near enough to this request to be considered; "
+        "if one should serve it, add this phrasing to that template (AddExemplars)"
+    ),
+    "rejected_by_feedback": (
+        "the best template was reported as the wrong plan (WRONG_PLAN) for requests closer "
+        "to this one than its own exemplars; if it is the right plan here, add this "
+        "phrasing to it (AddExemplars)"
+    ),
     "below_floor": (
-        "the nearest template is below the similarity floor "
-        "(options.min_similarity or the collection's min_similarity)"
+        "the best template's nearest exemplar is less similar to the request than the floor "
+        "(options.min_similarity, or the collection's min_similarity when higher); lower "
+        "options.min_similarity to let it be considered"
+    ),
+    "out_of_scope": (
+        "the best template's nearest exemplar is less similar to the request than the "
+        "collection's calibrated out-of-scope similarity: nothing here looks meant for it; "
+        "if a template should serve it, add this phrasing to that template (AddExemplars)"
+    ),
+    "below_threshold": (
+        "the best template is similar enough, but the model's probability for it "
+        "(evidence.score) is below the collection's threshold (evidence.threshold); add "
+        "phrasings like this one to the template that should serve it (AddExemplars)"
+    ),
+    "ambiguous": (
+        "the model's probability for the best template is below the threshold and the "
+        "runner-up (evidence.runner_up_template_id) is nearly as likely: serving either "
+        "could be wrong; add phrasings that tell them apart (AddExemplars)"
     ),
 }

@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError as PydanticValidationError
 
 from plancache.errors import ValidationError
+from plancache.store import Counters
 from plancache.templates import (
     BoundPlan,
     Collection,
@@ -59,8 +60,7 @@ MISS_REASONS = {
     "awaiting_approval": plan_pb.MISS_REASON_AWAITING_APPROVAL,
     "rejected_by_feedback": plan_pb.MISS_REASON_REJECTED_BY_FEEDBACK,
     "out_of_scope": plan_pb.MISS_REASON_OUT_OF_SCOPE,
-    # The caller's (or the collection's) floor is a similarity threshold too.
-    "below_floor": plan_pb.MISS_REASON_BELOW_THRESHOLD,
+    "below_floor": plan_pb.MISS_REASON_BELOW_FLOOR,
 }
 OUTCOMES = {
     "hit": plan_pb.LOOKUP_OUTCOME_HIT,
@@ -74,7 +74,10 @@ def _invert(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
 
 
 def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(message)
+    try:
+        return json_format.MessageToDict(message)
+    except ValueError as exc:  # NaN or Infinity in a number_value: JSON has no such number
+        raise ValidationError(f"a value is not a finite number: {exc}") from exc
 
 
 def dict_to_struct(values: dict[str, Any]) -> struct_pb2.Struct:
@@ -148,7 +151,27 @@ def cost_to_proto(cost: PlanningCost | None) -> tpl_pb.PlanningCost | None:
     return tpl_pb.PlanningCost(**cost.model_dump())
 
 
-def template_to_proto(template: Template, default_ttl: timedelta | None = None) -> tpl_pb.Template:
+def counters_to_proto(counters: Counters) -> tpl_pb.TemplateCounters:
+    message = tpl_pb.TemplateCounters(
+        hits=counters.hits,
+        successes=counters.successes,
+        failures=counters.failures,
+        wrong_plan_reports=counters.wrong_plan_reports,
+        saved_usd=counters.saved_usd,
+    )
+    stamp = timestamp(counters.last_hit_at)
+    if stamp is not None:
+        message.last_hit_at.CopyFrom(stamp)
+    return message
+
+
+def template_to_proto(
+    template: Template,
+    default_ttl: timedelta | None = None,
+    counters: Counters | None = None,
+) -> tpl_pb.Template:
+    """``counters`` go with the current version only: they are kept per
+    template, across its versions."""
     message = tpl_pb.Template(
         collection=template.collection,
         id=template.id,
@@ -178,6 +201,8 @@ def template_to_proto(template: Template, default_ttl: timedelta | None = None) 
     cost = cost_to_proto(template.planning_cost)
     if cost is not None:
         message.planning_cost.CopyFrom(cost)
+    if counters is not None:
+        message.counters.CopyFrom(counters_to_proto(counters))
     return message
 
 

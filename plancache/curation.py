@@ -31,12 +31,14 @@ from plancache.logs import get_logger
 from plancache.store import Exemplar, Store
 from plancache.templatefile import CollectionFile, dump_jsonl, dump_yaml, load
 from plancache.templates import (
-    COLLECTION_NAME,
+    MAX_EXEMPLARS,
+    MAX_INTENT_CHARS,
     NAME,
     Collection,
     Template,
     TemplateSource,
     TemplateStatus,
+    check_collection_name,
     check_template,
     utcnow,
 )
@@ -58,6 +60,10 @@ _COLLECTION_PATHS = (
     "settings.min_similarity",
     "settings.max_out_of_scope_rate",
 )
+
+
+# Tries of a forced update against writers racing for the same version number.
+_FORCED_UPDATE_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -102,11 +108,7 @@ class Curation:
             raise ValidationError(f"template {template.id!r}: " + "; ".join(problems))
 
     def create_collection(self, collection: Collection) -> Collection:
-        if not COLLECTION_NAME.match(collection.name):
-            raise ValidationError(
-                f"collection name {collection.name!r} is not valid "
-                "(letters, digits, '_', '-', '.'; at most 64 characters)"
-            )
+        check_collection_name(collection.name)
         self.store.create_collection(collection)
         self.refresh(collection.name)
         log.info("collection_created", collection=collection.name, tenant=collection.tenant or None)
@@ -204,6 +206,8 @@ class Curation:
         exemplars = self._embed_exemplars(
             name, [(t.id, text) for t in to_write for text in t.exemplars], "curated"
         )
+        # A replaced template's file phrasings replace its own, as an update's do.
+        stale = self._stale_phrasings(name, clashes, {e.id for e in exemplars})
         if stored_collection is None:
             self.store.create_collection(parsed.collection)
         try:
@@ -212,6 +216,8 @@ class Curation:
             if stored_collection is None:
                 self.store.delete_collection(name)
             raise
+        if stale:
+            self.store.delete_exemplars(name, stale)
         self.refresh(name)
         log.info(
             "templates_imported", collection=name, source=source,
@@ -243,12 +249,18 @@ class Curation:
         self, collection: str, template_id: str, texts: Sequence[str], source: str = "added"
     ) -> tuple[int, int]:
         """Attach phrasings to a template; returns (added, duplicates)."""
+        if len(texts) > MAX_EXEMPLARS:
+            raise ValidationError(f"{len(texts)} phrasings in one call; at most {MAX_EXEMPLARS}")
         template = self.store.get_template(collection, template_id)
         names = {p.name for p in template.parameters}
         clean = []
         for text in texts:
             if not text.strip():
                 raise ValidationError("an exemplar is empty")
+            if len(text) > MAX_INTENT_CHARS:
+                raise ValidationError(
+                    f"an exemplar is {len(text)} characters; at most {MAX_INTENT_CHARS} are accepted"
+                )
             unknown = set(PLACEHOLDER.findall(text)) - names
             if unknown:
                 raise ValidationError(
@@ -277,18 +289,28 @@ class Curation:
 
         ``status`` None keeps the current status (the template's own status
         field is not read). ``expected_version`` set and no longer current:
-        VersionConflictError, nothing stored.
+        VersionConflictError, nothing stored. ``expected_version`` 0 (a forced
+        update) is stored on top of whatever version is current, even when
+        other writers store versions meanwhile.
         """
         collection = self.store.get_collection(template.collection)
-        current = self.store.get_template(collection.name, template.id)
-        if expected_version and expected_version != current.version:
-            raise VersionConflictError(
-                f"template {template.id!r} is at version {current.version}, the update was "
-                f"based on version {expected_version}; read it again and redo the change"
-            )
-        return self._store_version(
-            collection, current, template, status or current.status, "template_updated"
-        )
+        for attempt in range(_FORCED_UPDATE_ATTEMPTS):
+            current = self.store.get_template(collection.name, template.id)
+            if expected_version and expected_version != current.version:
+                raise VersionConflictError(
+                    f"template {template.id!r} is at version {current.version}, the update was "
+                    f"based on version {expected_version}; read it again and redo the change"
+                )
+            try:
+                return self._store_version(
+                    collection, current, template, status or current.status, "template_updated"
+                )
+            except VersionConflictError:
+                # Another writer took the next version number first: a forced
+                # update reads the new current version and goes on top of it.
+                if expected_version or attempt == _FORCED_UPDATE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def rollback_template(self, collection: str, template_id: str, version: int) -> Template:
         """Store an earlier version's content (and status) as the next version."""
@@ -334,11 +356,7 @@ class Curation:
         fresh = self._embed_exemplars(
             collection.name, [(new.id, text) for text in new.exemplars], "curated"
         )
-        keep = {e.id for e in fresh}
-        stale = [
-            e.id for e in self.store.exemplars(collection.name, "positive", new.id)
-            if e.source not in LEARNED_SOURCES and e.id not in keep
-        ]
+        stale = self._stale_phrasings(collection.name, [new.id], {e.id for e in fresh})
         try:
             self.store.write_templates(collection.name, [new], fresh)
         except VersionConflictError:
@@ -357,6 +375,18 @@ class Curation:
             exemplars=len(fresh), exemplars_removed=removed, **log_fields,
         )
         return new
+
+    def _stale_phrasings(
+        self, collection: str, template_ids: Sequence[str], keep: set[str]
+    ) -> list[str]:
+        """Ids of the templates' own phrasings (curated or planned) not in
+        ``keep``; phrasings learned from traffic (feedback, added) stay."""
+        return [
+            e.id
+            for template_id in template_ids
+            for e in self.store.exemplars(collection, "positive", template_id)
+            if e.source not in LEARNED_SOURCES and e.id not in keep
+        ]
 
     def set_template_status(
         self, collection: str, template_id: str, status: TemplateStatus

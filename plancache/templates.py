@@ -8,6 +8,8 @@ breaks; ``bind`` fills a template's parameters with a request's values.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -18,6 +20,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from plancache.errors import ValidationError
 from plancache.keys import PLACEHOLDER
 
 __all__ = [
@@ -35,7 +38,9 @@ __all__ = [
     "TemplateStatus",
     "ToolSpec",
     "bind",
+    "check_collection_name",
     "check_template",
+    "clip",
     "dependency_order",
     "format_duration",
     "parse_duration",
@@ -43,6 +48,9 @@ __all__ = [
 ]
 
 TIERS = ("small", "medium", "large")
+# A request's text, and so a phrasing, which is a request kept as an example.
+MAX_INTENT_CHARS = 4000
+MAX_EXEMPLARS = 1000
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TEMPLATE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -322,9 +330,17 @@ def check_template(
         names.add(param.name)
     if not template.steps:
         problems.append("steps: a template needs at least one step")
+    if len(template.exemplars) > MAX_EXEMPLARS:
+        problems.append(
+            f"exemplars: {len(template.exemplars)} phrasings; at most {MAX_EXEMPLARS} per template"
+        )
     for i, exemplar in enumerate(template.exemplars):
         if not exemplar.strip():
             problems.append(f"exemplars[{i}]: empty phrasing")
+        if len(exemplar) > MAX_INTENT_CHARS:
+            problems.append(
+                f"exemplars[{i}]: {len(exemplar)} characters; at most {MAX_INTENT_CHARS}"
+            )
         for ref in PLACEHOLDER.findall(exemplar):
             if ref not in names:
                 problems.append(f"exemplars[{i}]: unknown parameter {{{{{ref}}}}}")
@@ -437,14 +453,18 @@ def _coerce(spec: ParameterSpec, value: object) -> object:
     if kind is ParameterType.NUMBER:
         if isinstance(value, bool):
             raise ValueError("expected a number")
+        number: float | None = None
         if isinstance(value, int | float):
-            return value
-        if isinstance(value, str):
-            try:
-                return float(value.strip().lstrip("$€£").replace(",", ""))
-            except ValueError:
-                pass
-        raise ValueError("expected a number")
+            number = value
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                number = float(value.strip().lstrip("$€£").replace(",", ""))
+        if number is None:
+            raise ValueError("expected a number")
+        # "inf", "nan" and "1e999" parse as floats; no amount or count is one
+        if not math.isfinite(number):
+            raise ValueError("expected a finite number")
+        return number
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
@@ -517,3 +537,19 @@ def bind(template: Template, values: Mapping[str, object]) -> tuple[BoundPlan | 
         unbound_parameters=unbound,
     )
     return plan, []
+
+
+def check_collection_name(name: str) -> None:
+    """A request's collection name, checked before it is looked up or echoed."""
+    if not name:
+        raise ValidationError("collection is required")
+    if not COLLECTION_NAME.match(name):
+        raise ValidationError(
+            f"collection name {clip(name)!r} is not valid "
+            "(letters, digits, '_', '-', '.'; at most 64 characters)"
+        )
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """``text`` short enough to quote in an error message."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

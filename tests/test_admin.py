@@ -129,6 +129,24 @@ async def test_stale_expected_version_is_aborted_and_stores_nothing(channel):
     assert current.version == 2 and current.steps[-1].instruction.startswith("first: ")
 
 
+def test_forced_updates_racing_each_other_all_land(demo_cache):
+    """Updates without expected_version (what --force sends) from ten threads at once
+    each store a version; none is refused because another took its number first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    current = demo_cache.store.get_template("customer-support", "track_order")
+
+    def update(n: int):
+        steps = [s.model_copy(update={"instruction": f"{s.instruction} ({n})"}) for s in current.steps]
+        return demo_cache.update_template(current.model_copy(update={"steps": steps}))
+
+    with ThreadPoolExecutor(10) as pool:
+        stored = list(pool.map(update, range(10)))
+
+    assert sorted(t.version for t in stored) == list(range(current.version + 1, current.version + 11))
+    assert demo_cache.store.get_template("customer-support", "track_order").version == current.version + 10
+
+
 async def test_update_replaces_curated_phrasings_and_keeps_learned_ones(channel, demo_cache):
     """The new version's exemplars replace the curated ones; phrasings added since stay."""
     templates = tpl_grpc.TemplateServiceStub(channel)

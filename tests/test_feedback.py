@@ -101,3 +101,79 @@ async def test_feedback_counts_once_per_lookup(channel, demo_cache):
         await stub.Feedback(report)
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert demo_cache.store.counters(COLLECTION)[served.plan.template_id].failures == 1
+
+
+def _report(outcome, template_id: str, intent: str, lookup_id: str = "from-replica", **params):
+    return plan_pb.FeedbackRequest(
+        lookup_id=lookup_id, outcome=outcome, collection=COLLECTION, template_id=template_id,
+        intent=intent, parameters=dict_to_struct(params),
+    )
+
+
+async def test_a_report_for_a_template_never_served_for_the_request_teaches_nothing(channel, demo_cache):
+    """WORKED for a template the decider does not rank first for that request (a replica
+    would not have served it) adds no exemplar, moves no threshold and counts nothing."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    before = demo_cache.state(COLLECTION).decider.state()
+
+    answer = await stub.Feedback(
+        _report(plan_pb.FEEDBACK_OUTCOME_WORKED, "track_order", "what is the weather in Paris tomorrow")
+    )
+
+    assert not answer.exemplar_added and answer.template_id == "track_order"
+    assert not [e for e in demo_cache.store.exemplars(COLLECTION, "positive") if e.source == "feedback"]
+    assert demo_cache.state(COLLECTION).decider.state()["collection_offset"] == before["collection_offset"]
+    assert demo_cache.store.counters(COLLECTION).get("track_order") is None or (
+        demo_cache.store.counters(COLLECTION)["track_order"].successes == 0
+    )
+
+
+async def test_a_replayed_report_counts_once(channel, demo_cache):
+    """The same lookup_id reported again through the fallback fields is ALREADY_EXISTS."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    report = _report(plan_pb.FEEDBACK_OUTCOME_WRONG_PLAN, "track_order", "where is my order 77", order_id="77")
+    first = await stub.Feedback(report)
+    assert first.negative_added
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Feedback(report)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert demo_cache.store.counters(COLLECTION)["track_order"].wrong_plan_reports == 1
+
+
+async def test_feedback_on_a_miss_says_it_was_a_miss(channel):
+    """A lookup that served nothing takes no feedback, and the error says why."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    missed = await stub.Lookup(_lookup("what is the weather like on Mars"))
+    assert missed.outcome == plan_pb.LOOKUP_OUTCOME_MISS
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Feedback(
+            plan_pb.FeedbackRequest(lookup_id=missed.lookup_id, outcome=plan_pb.FEEDBACK_OUTCOME_WORKED)
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "was a miss" in caught.value.details()
+
+
+async def test_feedback_for_a_deleted_template_changes_nothing(channel, demo_cache):
+    """NOT_FOUND for a template deleted after it was served, with no counter written,
+    and a retry is still NOT_FOUND rather than 'already recorded'."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    served = await stub.Lookup(_lookup("where is order 55?", order_id="55"))
+    demo_cache.delete_template(COLLECTION, served.plan.template_id)
+    report = plan_pb.FeedbackRequest(lookup_id=served.lookup_id, outcome=plan_pb.FEEDBACK_OUTCOME_WORKED)
+
+    for _ in range(2):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Feedback(report)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert served.plan.template_id not in demo_cache.store.counters(COLLECTION)
+
+
+async def test_a_report_with_an_oversized_intent_is_refused(channel):
+    """The fallback fields are held to Lookup's limits."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Feedback(_report(plan_pb.FEEDBACK_OUTCOME_WORKED, "track_order", "order " * 50_000))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most 4000" in caught.value.details()

@@ -140,8 +140,9 @@ async def _traffic(channel) -> stats_pb.GetStatsResponse:
         hit = hit or (response if response.outcome == plan_pb.LOOKUP_OUTCOME_HIT else None)
     assert hit is not None
     await plans.Feedback(plan_pb.FeedbackRequest(lookup_id=hit.lookup_id, outcome=plan_pb.FEEDBACK_OUTCOME_WORKED))
-    # One report per lookup: the second outcome names the request instead.
+    # A second outcome, as reported for a lookup another replica served: it names the request.
     await plans.Feedback(plan_pb.FeedbackRequest(
+        lookup_id="served-by-another-replica",
         outcome=plan_pb.FEEDBACK_OUTCOME_FAILED, collection=C, template_id=hit.plan.template_id,
         intent="I want to cancel order 4471-X", parameters=dict_to_struct({"order_id": "4471-X"}),
     ))

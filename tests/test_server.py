@@ -94,6 +94,12 @@ async def test_bypass_and_similarity_floor(channel):
     assert response.outcome == plan_pb.LOOKUP_OUTCOME_MISS
 
 
+def _infinite_refund() -> plan_pb.LookupRequest:
+    request = plan_pb.LookupRequest(collection="customer-support", intent="refund me")
+    request.parameters.update({"refund_amount": float("inf")})  # JSON cannot carry it
+    return request
+
+
 @pytest.mark.parametrize(
     ("request_", "code", "words"),
     [
@@ -101,6 +107,18 @@ async def test_bypass_and_similarity_floor(channel):
         (plan_pb.LookupRequest(collection="", intent="hi"), grpc.StatusCode.INVALID_ARGUMENT, "collection is required"),
         (plan_pb.LookupRequest(collection="nope", intent="hi"), grpc.StatusCode.NOT_FOUND, "'nope' does not exist"),
         (plan_pb.LookupRequest(collection="customer-support", intent="x" * 5000), grpc.StatusCode.INVALID_ARGUMENT, "at most"),
+        # a long name is refused before it is looked up or quoted back in full
+        (plan_pb.LookupRequest(collection="c" * 100_000, intent="hi"), grpc.StatusCode.INVALID_ARGUMENT, "(100000 characters)"),
+        (_lookup("customer-support", "cancel order", **{f"p{i}": "v" for i in range(65)}), grpc.StatusCode.INVALID_ARGUMENT, "at most 64"),
+        (_lookup("customer-support", "cancel order", order_id="9" * 2001), grpc.StatusCode.INVALID_ARGUMENT, "at most 2000"),
+        (_infinite_refund(), grpc.StatusCode.INVALID_ARGUMENT, "not a finite number"),
+        (
+            plan_pb.LookupRequest(
+                collection="customer-support", intent="hi", options=plan_pb.LookupOptions(min_similarity=float("nan"))
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "min_similarity must be between 0 and 1",
+        ),
     ],
 )
 async def test_bad_lookups_get_clear_errors(channel, request_, code, words):
@@ -173,6 +191,31 @@ async def test_import_clash_needs_replace(channel):
         tpl_pb.ListTemplateVersionsRequest(collection="customer-support", template_id="cancel_order")
     )
     assert [v.version for v in versions.versions] == [1, 2]
+
+
+async def test_import_replace_drops_the_phrasings_the_file_no_longer_has(channel, demo_cache):
+    """A re-import with replace serves the file's phrasings, not the old version's too
+    (as UpdateTemplate does); phrasings learned from traffic stay."""
+    import yaml
+
+    plans = plan_grpc.PlanServiceStub(channel)
+    templates = tpl_grpc.TemplateServiceStub(channel)
+    demo_cache.add_exemplars("customer-support", "cancel_order", ["scrap my purchase right now"])
+    doc = yaml.safe_load(DEMO.read_text())
+    cancel = next(t for t in doc["templates"] if t["id"] == "cancel_order")
+    old_phrasings = list(cancel["exemplars"])
+    cancel["exemplars"] = ["please void order {{order_id}}", "void my order {{order_id}}"]
+    doc["templates"] = [cancel]
+
+    await templates.ImportTemplates(
+        tpl_pb.ImportTemplatesRequest(content=yaml.safe_dump(doc), source_name="v2.yaml", replace=True)
+    )
+
+    texts = {e.text for e in demo_cache.store.exemplars("customer-support", "positive", "cancel_order")}
+    assert texts == {*cancel["exemplars"], "scrap my purchase right now"}
+    assert not texts & set(old_phrasings)
+    served = await plans.Lookup(_lookup("customer-support", "please void order 12", order_id="12"))
+    assert served.plan.template_id == "cancel_order" and served.plan.template_version == 2
 
 
 async def test_list_templates_pages(channel):
@@ -318,3 +361,95 @@ async def test_a_disabled_template_is_not_executed(channel):
             pass
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "disabled" in caught.value.details()
+
+
+async def test_a_miss_after_the_decision_names_its_own_rule(channel):
+    """A template the decider accepts but whose values do not fit is a miss whose
+    evidence says parameter_mismatch, not accepted; the figures stay."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    response = await stub.Lookup(
+        _lookup("customer-support", "I want a refund of abc dollars", refund_amount="abc")
+    )
+    assert response.outcome == plan_pb.LOOKUP_OUTCOME_MISS
+    assert response.miss_reason == plan_pb.MISS_REASON_PARAMETER_MISMATCH
+    assert response.evidence.rule == "parameter_mismatch"
+    assert response.evidence.template_id == "get_refund"
+    assert response.evidence.score >= response.evidence.threshold > 0
+    assert "refund_amount" in response.miss_detail
+
+
+async def test_a_below_threshold_miss_does_not_blame_similarity(channel):
+    """below_threshold means the model's probability fell short while similarity
+    passed; its detail says so and what to do."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    below = []
+    for intent in ("help with payment", "delivery", "I have a problem with my order"):
+        response = await stub.Lookup(_lookup("customer-support", intent))
+        if response.miss_reason == plan_pb.MISS_REASON_BELOW_THRESHOLD:
+            below.append(response)
+    assert below, "one of these borderline requests should miss below the threshold"
+    for response in below:
+        assert response.evidence.rule == "below_threshold"
+        assert response.evidence.score < response.evidence.threshold
+        assert "not similar enough" not in response.miss_detail
+        assert "probability" in response.miss_detail
+        assert "AddExemplars" in response.miss_detail
+
+
+async def test_the_callers_floor_has_its_own_miss_reason(channel):
+    """options.min_similarity above every exemplar's similarity misses with
+    below_floor, and the detail names the option to lower."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    request = _lookup("customer-support", "I want to cancel my order 4471-X", order_id="4471-X")
+    request.options.min_similarity = 0.999
+    response = await stub.Lookup(request)
+    assert response.outcome == plan_pb.LOOKUP_OUTCOME_MISS
+    assert response.miss_reason == plan_pb.MISS_REASON_BELOW_FLOOR
+    assert response.evidence.rule == "below_floor"
+    assert "options.min_similarity" in response.miss_detail
+
+
+async def test_templates_carry_their_counters(channel):
+    """Hits and feedback reported through the API show in GetTemplate and
+    ListTemplates; a version asked for by number carries none."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    templates = tpl_grpc.TemplateServiceStub(channel)
+    served = await stub.Lookup(_lookup("customer-support", "where is my order 111?", order_id="111"))
+    assert served.outcome == plan_pb.LOOKUP_OUTCOME_HIT
+    await stub.Feedback(
+        plan_pb.FeedbackRequest(lookup_id=served.lookup_id, outcome=plan_pb.FEEDBACK_OUTCOME_WORKED)
+    )
+    wrong = await stub.Lookup(
+        _lookup("customer-support", "I want to cancel my order 4471-X", order_id="4471-X")
+    )
+    assert wrong.outcome == plan_pb.LOOKUP_OUTCOME_HIT
+    await stub.Feedback(
+        plan_pb.FeedbackRequest(lookup_id=wrong.lookup_id, outcome=plan_pb.FEEDBACK_OUTCOME_WRONG_PLAN)
+    )
+
+    track = await templates.GetTemplate(
+        tpl_pb.GetTemplateRequest(collection="customer-support", template_id=served.plan.template_id)
+    )
+    assert track.counters.hits >= 1
+    assert track.counters.successes == 1
+    assert track.counters.wrong_plan_reports == 0
+    assert track.counters.saved_usd > 0 and track.counters.HasField("last_hit_at")
+    cancel = await templates.GetTemplate(
+        tpl_pb.GetTemplateRequest(collection="customer-support", template_id=wrong.plan.template_id)
+    )
+    assert cancel.counters.wrong_plan_reports == 1
+
+    listed = await templates.ListTemplates(
+        tpl_pb.ListTemplatesRequest(collection="customer-support", page_size=1000)
+    )
+    by_id = {t.id: t.counters for t in listed.templates}
+    assert by_id[track.id] == track.counters
+    assert by_id[cancel.id].wrong_plan_reports == 1
+    assert all(t.HasField("counters") for t in listed.templates)
+
+    numbered = await templates.GetTemplate(
+        tpl_pb.GetTemplateRequest(
+            collection="customer-support", template_id=track.id, version=track.version
+        )
+    )
+    assert not numbered.HasField("counters")

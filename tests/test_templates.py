@@ -91,6 +91,24 @@ def test_bind_refuses_missing_required_and_wrong_types():
     assert plan is None and "expected an integer" in problems[0]
 
 
+@pytest.mark.parametrize("text", ["inf", "-Infinity", "nan", "1e999"])
+def test_a_number_parameter_must_be_finite(text):
+    """Text that Python reads as an infinite or undefined float is not an amount."""
+    template = _template().model_copy(
+        update={"parameters": [ParameterSpec(name="order_id", type="number", required=True)]}
+    )
+    plan, problems = bind(template, {"order_id": text})
+    assert plan is None and "expected a finite number" in problems[0]
+    plan, problems = bind(template, {"order_id": "$1,250.50"})
+    assert plan is not None and plan.parameters["order_id"] == 1250.5
+
+
+def test_a_phrasing_is_no_longer_than_a_request():
+    """A phrasing longer than Lookup accepts as a request is a rule broken."""
+    long = _template().model_copy(update={"exemplars": ["x" * 4001]})
+    assert "at most 4000" in "\n".join(check_template(long))
+
+
 def test_optional_parameters_stay_unbound():
     """An optional parameter without a value keeps its placeholder and is listed."""
     plan, _ = bind(_template(), {"order_id": "7"})

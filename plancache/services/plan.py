@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import grpc
+from google.protobuf import struct_pb2
 
 from plancache._status import translate_errors
-from plancache.cache import LookupOptions, LookupResult, PlanCache
+from plancache.cache import MAX_PARAMETERS, LookupOptions, LookupResult, PlanCache
 from plancache.convert import MISS_REASONS, OUTCOMES, plan_to_proto, struct_to_dict
 from plancache.errors import ValidationError
 from plancache.v1 import plan_service_pb2 as pb
@@ -46,12 +47,25 @@ def lookup_response(result: LookupResult) -> pb.LookupResponse:
         evidence.runner_up_score = decision.runner_up_score
         evidence.margin = decision.margin
         evidence.rule = decision.reason
+        if decision.template_id is not None and result.outcome != "hit":
+            # the decider accepted a template the cache then did not serve
+            evidence.rule = result.miss_reason or decision.reason
         for name, value in decision.details.items():
             evidence.details[name] = float(value)
     elif result.miss_reason:
         evidence.rule = result.miss_reason
     response.evidence.CopyFrom(evidence)
     return response
+
+
+def _values(parameters: struct_pb2.Struct) -> dict[str, object]:
+    """A request's parameters as Python values, refused before conversion when
+    there are more than any workflow has (converting runs on the event loop)."""
+    if len(parameters.fields) > MAX_PARAMETERS:
+        raise ValidationError(
+            f"{len(parameters.fields)} parameters given; at most {MAX_PARAMETERS} are accepted"
+        )
+    return struct_to_dict(parameters)
 
 
 class PlanServicer(pb_grpc.PlanServiceServicer):
@@ -74,7 +88,7 @@ class PlanServicer(pb_grpc.PlanServiceServicer):
         result = await self._cache.lookup(
             request.collection,
             request.intent,
-            struct_to_dict(request.parameters),
+            _values(request.parameters),
             options,
             deadline_s=max(deadline - 0.05, 0.1),
         )
@@ -94,7 +108,7 @@ class PlanServicer(pb_grpc.PlanServiceServicer):
             collection=request.collection,
             template_id=request.template_id,
             intent=request.intent,
-            parameters=struct_to_dict(request.parameters),
+            parameters=_values(request.parameters),
         )
         return pb.FeedbackResponse(exemplar_added=added, negative_added=negative, template_id=template_id)
 

@@ -18,7 +18,8 @@ from plancache.convert import (
     template_to_proto,
 )
 from plancache.errors import PermissionDeniedError, ValidationError
-from plancache.templates import Collection
+from plancache.store import Counters
+from plancache.templates import Collection, Template
 from plancache.v1 import template_pb2 as tpl_pb
 from plancache.v1 import template_service_pb2 as pb
 from plancache.v1 import template_service_pb2_grpc as pb_grpc
@@ -54,6 +55,12 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
         templates = store.list_templates(collection.name)
         exemplars = len(store.exemplars(collection.name, "positive"))
         return collection_to_proto(collection, len(templates), exemplars)
+
+    def _current_message(self, template: Template) -> tpl_pb.Template:
+        """The current version of a template, with its counters."""
+        counters = self._cache.store.counters(template.collection).get(template.id, Counters())
+        ttl = self._cache.collection_ttl(template.collection)
+        return template_to_proto(template, ttl, counters)
 
     @translate_errors
     async def CreateCollection(self, request: pb.CreateCollectionRequest, context: grpc.aio.ServicerContext) -> tpl_pb.Collection:
@@ -113,14 +120,17 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
     async def CreateTemplate(self, request: pb.CreateTemplateRequest, context: grpc.aio.ServicerContext) -> tpl_pb.Template:
         template = template_from_proto(request.template)
         created = await asyncio.to_thread(self._cache.create_template, template)
-        return template_to_proto(created, self._cache.collection_ttl(created.collection))
+        return await asyncio.to_thread(self._current_message, created)
 
     @translate_errors
     async def GetTemplate(self, request: pb.GetTemplateRequest, context: grpc.aio.ServicerContext) -> tpl_pb.Template:
         template = await asyncio.to_thread(
             self._cache.store.get_template, request.collection, request.template_id, request.version
         )
-        return template_to_proto(template, self._cache.collection_ttl(request.collection))
+        if request.version:
+            # a version asked for by number gets no counters: they are kept per template
+            return template_to_proto(template, self._cache.collection_ttl(request.collection))
+        return await asyncio.to_thread(self._current_message, template)
 
     @translate_errors
     async def ListTemplates(self, request: pb.ListTemplatesRequest, context: grpc.aio.ServicerContext) -> pb.ListTemplatesResponse:
@@ -138,9 +148,11 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
         ]
         page = chosen[offset : offset + size]
         ttl = self._cache.collection_ttl(request.collection)
+        # one read for the whole collection, not one per template
+        counters = await asyncio.to_thread(self._cache.store.counters, request.collection)
         more = offset + size < len(chosen)
         return pb.ListTemplatesResponse(
-            templates=[template_to_proto(t, ttl) for t in page],
+            templates=[template_to_proto(t, ttl, counters.get(t.id, Counters())) for t in page],
             next_page_token=_page_token(offset + size) if more else "",
         )
 
@@ -165,14 +177,14 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
             expected_version=request.expected_version,
             status=status_from_proto(request.template.status),
         )
-        return template_to_proto(updated, self._cache.collection_ttl(updated.collection))
+        return await asyncio.to_thread(self._current_message, updated)
 
     @translate_errors
     async def RollbackTemplate(self, request: pb.RollbackTemplateRequest, context: grpc.aio.ServicerContext) -> tpl_pb.Template:
         restored = await asyncio.to_thread(
             self._cache.rollback_template, request.collection, request.template_id, request.version
         )
-        return template_to_proto(restored, self._cache.collection_ttl(request.collection))
+        return await asyncio.to_thread(self._current_message, restored)
 
     @translate_errors
     async def SetTemplateStatus(self, request: pb.SetTemplateStatusRequest, context: grpc.aio.ServicerContext) -> tpl_pb.Template:
@@ -182,7 +194,7 @@ class TemplateServicer(pb_grpc.TemplateServiceServicer):
         changed = await asyncio.to_thread(
             self._cache.set_template_status, request.collection, request.template_id, status
         )
-        return template_to_proto(changed, self._cache.collection_ttl(request.collection))
+        return await asyncio.to_thread(self._current_message, changed)
 
     @translate_errors
     async def DeleteTemplate(self, request: pb.DeleteTemplateRequest, context: grpc.aio.ServicerContext) -> pb.DeleteTemplateResponse:

@@ -31,6 +31,7 @@ class MissReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MISS_REASON_AWAITING_APPROVAL: _ClassVar[MissReason]
     MISS_REASON_REJECTED_BY_FEEDBACK: _ClassVar[MissReason]
     MISS_REASON_OUT_OF_SCOPE: _ClassVar[MissReason]
+    MISS_REASON_BELOW_FLOOR: _ClassVar[MissReason]
 
 class FeedbackOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -55,6 +56,7 @@ MISS_REASON_PLANNER_TIMEOUT: MissReason
 MISS_REASON_AWAITING_APPROVAL: MissReason
 MISS_REASON_REJECTED_BY_FEEDBACK: MissReason
 MISS_REASON_OUT_OF_SCOPE: MissReason
+MISS_REASON_BELOW_FLOOR: MissReason
 FEEDBACK_OUTCOME_UNSPECIFIED: FeedbackOutcome
 FEEDBACK_OUTCOME_WORKED: FeedbackOutcome
 FEEDBACK_OUTCOME_WRONG_PLAN: FeedbackOutcome
