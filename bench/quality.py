@@ -251,7 +251,8 @@ def ceiling(score: Score, max_wrong: float, max_oos: float) -> str:
     text = (f"ceiling: hit {hits / score.in_scope:6.1%}  wrong {n_wrong / max(hits, 1):6.2%}")
     if score.oos:
         text += f"  oos served {oos / score.oos:6.2%}"
-    return text + "  (thresholds picked on these answers)"
+    bounds = f"wrong <= {max_wrong:.1%}" + (f", oos <= {max_oos:.1%}" if score.oos else "")
+    return text + f"  (best thresholds picked on these answers; {bounds})"
 
 
 async def learning_curve(
@@ -312,19 +313,24 @@ def evaluate(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
-    parser.add_argument("--ks", default="1,5,10")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--data", default=os.path.join("..", "shared", "data"),
+                        help="folder holding bitext-customer-support/ and banking77/")
+    parser.add_argument("--ks", default="1,5,10", help="phrasings per template, comma-separated")
+    parser.add_argument("--seed", type=int, default=0, help="draws the phrasings and the held-out intents")
     parser.add_argument("--held-out", type=int, default=5, help="Bitext intents left out of the collection")
-    parser.add_argument("--limit", type=int, default=0, help="at most this many queries per run")
-    parser.add_argument("--datasets", default="bitext,banking77")
-    parser.add_argument("--curve", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--refit-every", type=int, default=100)
+    parser.add_argument("--limit", type=int, default=0, help="at most this many queries per run (0: all)")
+    parser.add_argument("--datasets", default="bitext,banking77", help="which data sets, comma-separated")
+    parser.add_argument("--curve", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the learning curve (K=10, outcomes fed back)")
+    parser.add_argument("--refit-every", type=int, default=100,
+                        help="learning curve: refit the decider after this many requests")
     parser.add_argument("--max-oos", type=float, default=None,
-                        help="the collections' max_out_of_scope_rate (default: the collection default)")
+                        help="the collections' max_out_of_scope_rate; None keeps the collection default, 0.1")
     parser.add_argument("--model", default=None,
-                        help="sentence-transformers model folder (default: the packaged all-MiniLM-L6-v2)")
+                        help="sentence-transformers model folder; None is the packaged all-MiniLM-L6-v2")
     args = parser.parse_args(argv)
     ks = [int(k) for k in args.ks.split(",")]
     configure_logging("warning")
