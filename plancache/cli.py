@@ -8,6 +8,7 @@ import json
 import os
 import random
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -238,8 +239,13 @@ def templates_list(
         raise typer.BadParameter("--status is active, candidate or disabled")
     with _client(server, token) as client:
         listed = _all_templates(client, collection, statuses.get(status or "", tpl_pb.TEMPLATE_STATUS_UNSPECIFIED), tag or "")
+    now = datetime.now(UTC)
     for t in listed:
         state = tpl_pb.TemplateStatus.Name(t.status).removeprefix("TEMPLATE_STATUS_").lower()
+        if t.status == tpl_pb.TEMPLATE_STATUS_ACTIVE and t.HasField("expires_at") and (
+            t.expires_at.ToDatetime(tzinfo=UTC) <= now
+        ):
+            state = "expired"  # past its TTL: Lookup no longer serves it; the sweeper disables it
         typer.echo(f"{t.id:32} v{t.version:<3} {state:9} {len(t.steps)} steps  "
                    f"{len(t.exemplars)} exemplars  {t.description}")
 

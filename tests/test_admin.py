@@ -355,3 +355,20 @@ async def test_cli_curation_commands(channel, server, tmp_path):
     templates = tpl_grpc.TemplateServiceStub(channel)
     notes = await templates.GetCollection(tpl_pb.GetCollectionRequest(name="notes"))
     assert notes.settings.default_ttl.seconds == 2 * 86400 and notes.settings.min_similarity == 0.4
+
+
+async def test_templates_list_shows_a_template_past_its_ttl_as_expired(channel, server):
+    """Between expiry and the sweeper's next run, the list says expired, not active."""
+    templates = tpl_grpc.TemplateServiceStub(channel)
+    short = _edited(await _get(templates, "cancel_order"), "short")
+    short.ttl.CopyFrom(Duration(seconds=1))
+    await templates.UpdateTemplate(tpl_pb.UpdateTemplateRequest(template=short))
+    await asyncio.sleep(1.2)
+
+    result = await asyncio.to_thread(
+        CliRunner().invoke, app, ["templates", "list", C, "--server", f"127.0.0.1:{server.port}"]
+    )
+
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split()[2] for line in result.output.splitlines() if line.strip()}
+    assert rows["cancel_order"] == "expired" and rows["track_order"] == "active"
