@@ -39,7 +39,7 @@ from plancache.errors import (
     PlannerTimeout,
     ValidationError,
 )
-from plancache.keys import exemplar_text, retrieval_key
+from plancache.keys import exemplar_key, exemplar_text, retrieval_key
 from plancache.logs import get_logger
 from plancache.pricing import PriceTable, TokenUsage
 from plancache.stats import LookupEvent, Stats
@@ -47,6 +47,7 @@ from plancache.store import Exemplar, Store
 from plancache.templates import (
     MAX_INTENT_CHARS,
     NAME,
+    TEMPLATE_ID,
     BoundPlan,
     Collection,
     PlanningCost,
@@ -64,6 +65,8 @@ __all__ = ["ImportResult", "LookupOptions", "LookupResult", "PlanCache", "Planne
 
 log = get_logger("plancache.cache")
 
+# Lookup ids are 32 hex digits; a replica's may differ in form, not in size.
+MAX_LOOKUP_ID_CHARS = 128
 # A request's values: enough for any workflow's slots, small enough that one
 # request cannot hold the event loop (checking and masking are linear in them).
 MAX_PARAMETERS = 64
@@ -135,7 +138,6 @@ class _Recent:
     key: str
     # None: a report this process could not confirm (see PlanCache.feedback)
     vector: np.ndarray | None
-    reported: bool = False
 
 
 def _default_decider(collection: Collection) -> Decider:
@@ -258,6 +260,9 @@ class PlanCache(Curation):
         # Lookups that served nothing from the cache (miss, or planned), so
         # feedback on them is told why it does not apply.
         self._unserved: OrderedDict[str, str] = OrderedDict()
+        # Lookups whose outcome was reported (one each), newest last.
+        self._reported: OrderedDict[str, None] = OrderedDict()
+        self._feedback_lock = threading.Lock()
         self._inflight: dict[tuple[str, str], asyncio.Task[PlannedTemplate]] = {}
         self._batcher = EmbeddingBatcher(embedder)
         # Plans of flights that ended lately, for misses decided before the
@@ -709,12 +714,13 @@ class PlanCache(Curation):
     ) -> tuple[str, bool, bool]:
         """Learn from how a served plan went; returns (template_id, exemplar_added, negative_added).
 
-        ``lookup_id`` names the Lookup that served the plan. When this process
-        no longer knows it (a restart, another replica), the caller sends the
-        collection, template, intent and parameters instead; such a report is
-        taken as evidence only if the template is still the one this
-        collection's decider ranks first for that request, so a report cannot
-        teach the cache a template for requests it would never serve it for.
+        ``lookup_id`` names the Lookup that served the plan; each lookup takes
+        one outcome. When this process no longer knows it (a restart, another
+        replica), the caller sends the collection, template, intent and
+        parameters instead; such a report is taken as evidence only if this
+        collection's decider would serve that template for that request now,
+        so a report cannot teach the cache a template for requests it would
+        not serve it for.
         """
         if outcome not in ("worked", "wrong_plan", "failed"):
             raise ValidationError("outcome must be worked, wrong_plan or failed")
@@ -722,32 +728,45 @@ class PlanCache(Curation):
             raise ValidationError(
                 "lookup_id is required: pass the lookup_id of the Lookup response that served the plan"
             )
-        recent = self._recent.get(lookup_id)
-        if recent is not None and recent.reported:
-            # One outcome per served plan: a retried report must not count twice.
-            raise ConflictError(f"feedback for lookup {lookup_id!r} was already recorded")
-        if recent is None:
-            unserved = self._unserved.get(lookup_id)
-            if unserved == "miss":
-                raise NotServedError(
-                    f"lookup {lookup_id!r} was a miss: feedback applies to plans the cache served"
-                )
-            if unserved == "planned" and not (collection and template_id and intent):
-                raise ValidationError(
-                    f"lookup {lookup_id!r} served a newly planned template: send collection, "
-                    "template_id (from the plan), intent and parameters with the feedback"
-                )
-            recent = self._reported_lookup(lookup_id, collection, template_id, intent, parameters)
-        else:
-            # The template may have been deleted since: refuse before counting anything.
-            self.store.get_template(recent.collection, recent.template_id)
-        recent.reported = True
+        if len(lookup_id) > MAX_LOOKUP_ID_CHARS:
+            raise ValidationError(
+                f"lookup_id is {len(lookup_id)} characters; a lookup_id has at most {MAX_LOOKUP_ID_CHARS}"
+            )
+        # Claim the lookup before anything is read or counted, so reports
+        # arriving together for one lookup count once.
+        with self._feedback_lock:
+            if lookup_id in self._reported:
+                raise ConflictError(f"feedback for lookup {lookup_id!r} was already recorded")
+            self._reported[lookup_id] = None
+            while len(self._reported) > self._recent_cap:
+                self._reported.popitem(last=False)
+        try:
+            recent = self._recent.get(lookup_id)
+            if recent is None:
+                unserved = self._unserved.get(lookup_id)
+                if unserved == "miss":
+                    raise NotServedError(
+                        f"lookup {lookup_id!r} was a miss: feedback applies to plans the cache served"
+                    )
+                if unserved == "planned" and not (collection and template_id and intent):
+                    raise ValidationError(
+                        f"lookup {lookup_id!r} served a newly planned template: send collection, "
+                        "template_id (from the plan), intent and parameters with the feedback"
+                    )
+                recent = self._reported_lookup(lookup_id, collection, template_id, intent, parameters)
+            else:
+                # The template may have been deleted since: refuse before counting anything.
+                self.store.get_template(recent.collection, recent.template_id)
+        except BaseException:
+            with self._feedback_lock:  # nothing was counted: the lookup may be reported again
+                self._reported.pop(lookup_id, None)
+            raise
         vector = recent.vector
         if vector is None:
             log.info(
                 "feedback_not_applied", lookup_id=lookup_id, collection=recent.collection,
                 template_id=recent.template_id, outcome=outcome,
-                reason="the decider does not rank this template first for the request",
+                reason="the collection would not serve this template for the request",
             )
             return recent.template_id, False, False
         state = self.state(recent.collection)
@@ -756,25 +775,45 @@ class PlanCache(Curation):
         exemplar_added = negative_added = False
         if outcome == "worked":
             self.store.bump_counters(recent.collection, recent.template_id, successes=1)
-            exemplar_added = self._learn_positive(recent, vector)
+            exemplar_added = self._learn_positive(state, recent, vector)
         elif outcome == "failed":
             self.store.bump_counters(recent.collection, recent.template_id, failures=1)
         else:
             self.store.bump_counters(recent.collection, recent.template_id, wrong_plan_reports=1)
-            text = exemplar_text(recent.intent or recent.key, recent.parameters)
+            text, key, phrasing_vector = self._phrasing(state, recent, vector)
             negative = Exemplar(
-                recent.collection, recent.template_id, text, recent.key, vector,
+                recent.collection, recent.template_id, text, key, phrasing_vector,
                 "negative", "feedback",
             )
             negative_added = self.store.add_exemplars(recent.collection, [negative]) > 0
             if negative_added:
                 self._refresh_soon(recent.collection)
         log.info(
-            "feedback", lookup_id=lookup_id or None, collection=recent.collection,
+            "feedback", lookup_id=lookup_id, collection=recent.collection,
             template_id=recent.template_id, outcome=outcome,
             exemplar_added=exemplar_added, negative_added=negative_added,
         )
         return recent.template_id, exemplar_added, negative_added
+
+    def _phrasing(
+        self, state: _CollectionState, recent: _Recent, vector: np.ndarray
+    ) -> tuple[str, str, np.ndarray]:
+        """The served request as a phrasing of its template: (text, key, vector).
+
+        Only the template's own parameters become placeholders; a value the
+        caller sent for a name the template lacks stays as text, so the
+        phrasing passes the template's rules (and a later export re-imports).
+        """
+        template = state.templates.get(recent.template_id)
+        declared = {p.name for p in template.parameters} if template else set()
+        values = {k: v for k, v in recent.parameters.items() if k in declared}
+        if not recent.intent:
+            return recent.key, recent.key, vector
+        text = exemplar_text(recent.intent, values)
+        if len(values) == len(recent.parameters):
+            return text, recent.key, vector
+        key = exemplar_key(text)
+        return text, key, self.embedder.embed([key])[0]
 
     def _reported_lookup(
         self,
@@ -784,15 +823,17 @@ class PlanCache(Curation):
         intent: str,
         parameters: Mapping[str, Any] | None,
     ) -> _Recent:
-        """A served Lookup this process does not know, rebuilt from the report
-        and remembered as reported; its vector is None when the decider would
-        not rank ``template_id`` first for it (the report is then only logged)."""
+        """A served Lookup this process does not know, rebuilt from the report;
+        its vector is None when the decider would not serve ``template_id`` for
+        it now (the report is then only logged)."""
         if not (collection and template_id and intent):
             raise NotFoundError(
                 f"lookup {lookup_id!r} is not known (restarted server or another replica): "
                 "send collection, template_id, intent and parameters with the feedback"
             )
         check_collection_name(collection)
+        if not TEMPLATE_ID.match(template_id):
+            raise ValidationError(f"template_id {clip(template_id)!r} is not a valid template id")
         _check_intent(intent)
         values = check_parameters(parameters or {})
         template = self.store.get_template(collection, template_id)
@@ -803,16 +844,12 @@ class PlanCache(Curation):
         decision = state.decider.decide(
             vector, [Candidate(h.template_id, h.exemplar_id, h.score) for h in hits]
         )
-        recent = _Recent(
+        return _Recent(
             collection, template_id, template.version, intent, values, key,
-            vector if decision.best_id == template_id else None,
+            vector if decision.template_id == template_id else None,
         )
-        self._recent[lookup_id] = recent
-        while len(self._recent) > self._recent_cap:
-            self._recent.popitem(last=False)
-        return recent
 
-    def _learn_positive(self, recent: _Recent, vector: np.ndarray) -> bool:
+    def _learn_positive(self, state: _CollectionState, recent: _Recent, vector: np.ndarray) -> bool:
         """A confirmed hit joins its template's exemplars, bounded and deduplicated."""
         learned = [
             e for e in self.store.exemplars(recent.collection, "positive", recent.template_id)
@@ -823,9 +860,9 @@ class PlanCache(Curation):
         # A phrasing almost identical to a stored one teaches nothing new.
         if any(float(np.dot(e.vector, vector)) > 0.97 for e in learned):
             return False
-        text = exemplar_text(recent.intent or recent.key, recent.parameters) if recent.intent else recent.key
+        text, key, phrasing_vector = self._phrasing(state, recent, vector)
         exemplar = Exemplar(
-            recent.collection, recent.template_id, text, recent.key, vector,
+            recent.collection, recent.template_id, text, key, phrasing_vector,
             "positive", "feedback",
         )
         added = self.store.add_exemplars(recent.collection, [exemplar]) > 0

@@ -77,7 +77,7 @@ def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
     try:
         return json_format.MessageToDict(message)
     except ValueError as exc:  # NaN or Infinity in a number_value: JSON has no such number
-        raise ValidationError(f"a value is not a finite number: {exc}") from exc
+        raise ValidationError("NaN and Infinity are not accepted as numbers") from exc
 
 
 def dict_to_struct(values: dict[str, Any]) -> struct_pb2.Struct:

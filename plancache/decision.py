@@ -34,7 +34,7 @@ collection's by ``collection_step`` (logit units) and vetoes that request at
 once; every ``worked`` report lowers both by ``max_wrong_rate / (1 -
 max_wrong_rate)`` of a step, so they settle where the reported error rate meets
 the bound. The template offset never goes below the calibrated threshold; the
-collection's may, by up to ``max_relax``.
+collection's stays within ``max_relax`` below and ``max_tighten`` above it.
 
 ``StaticThreshold`` is the baseline: serve the nearest exemplar's template when
 its cosine clears a fixed threshold.
@@ -139,8 +139,11 @@ class DecisionConfig:
     feedback_step: float = 1.0
     collection_step: float = 0.25
     # How far worked reports may lower the collection's threshold below the
-    # calibrated one (logit units).
+    # calibrated one, and wrong_plan reports raise it above (logit units). A
+    # template's own offset has no cap: its reports are about it alone, while
+    # one template's mistakes must not switch off the whole collection.
     max_relax: float = 2.0
+    max_tighten: float = 2.0
     max_feedback_negatives: int = 10_000
     seed: int = 0
 
@@ -160,6 +163,7 @@ class DecisionConfig:
             "feedback_step": self.feedback_step >= 0,
             "collection_step": self.collection_step >= 0,
             "max_relax": self.max_relax >= 0,
+            "max_tighten": self.max_tighten >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -784,7 +788,9 @@ class Decider:
             offset = self._offsets.get(template_id, 0.0)
             if outcome == "wrong_plan":
                 self._offsets[template_id] = offset + cfg.feedback_step
-                self._collection_offset += cfg.collection_step
+                self._collection_offset = min(
+                    cfg.max_tighten, self._collection_offset + cfg.collection_step
+                )
                 vec = np.asarray(query, np.float32)[None, :]
                 held = self._feedback_negatives.get(template_id)
                 stacked = vec if held is None else np.concatenate([held, vec])

@@ -38,7 +38,8 @@ def retrieval_key(intent: str, parameters: Mapping[str, object]) -> str:
     """Mask each parameter value in ``intent`` by ``{name}`` and append the names.
 
     Longer values are masked first so a value that contains another (an order
-    id holding a shorter number) is not split. Matching ignores case.
+    id holding a shorter number) is not split. Matching ignores case and takes
+    whole tokens only.
     """
     text = intent
     ordered = sorted(
@@ -48,7 +49,9 @@ def retrieval_key(intent: str, parameters: Mapping[str, object]) -> str:
     )
     for name, value in ordered:
         if value.strip():
-            text = re.sub(re.escape(value), "{" + name + "}", text, flags=re.IGNORECASE)
+            # whole tokens only: order_id=1 must not turn "purchase 12" into "{order_id}2"
+            pattern = rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])"
+            text = re.sub(pattern, "{" + name + "}", text, flags=re.IGNORECASE)
     return _finish(text, set(parameters))
 
 

@@ -312,3 +312,15 @@ def test_refit_after_feedback_keeps_the_thresholds(fitted) -> None:
     assert after["reject_class"]
     assert after["probability_threshold"] == before["probability_threshold"]
     assert after["similarity_threshold"] == before["similarity_threshold"]
+
+
+def test_one_templates_mistakes_cannot_switch_off_the_collection(fitted) -> None:
+    """The collection's share of wrong_plan tightening stops at max_tighten."""
+    _, _, exemplars = fitted
+    decider = Decider(DecisionConfig(max_tighten=2.0, collection_step=0.25))
+    decider.fit(exemplars)
+
+    for _ in range(100):
+        decider.record_outcome("cancel", exemplars[0][1], "wrong_plan")
+
+    assert decider.state()["collection_offset"] == pytest.approx(2.0)

@@ -177,3 +177,70 @@ async def test_a_report_with_an_oversized_intent_is_refused(channel):
         await stub.Feedback(_report(plan_pb.FEEDBACK_OUTCOME_WORKED, "track_order", "order " * 50_000))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "at most 4000" in caught.value.details()
+
+
+async def test_a_report_for_a_request_the_collection_would_not_serve_teaches_nothing(channel, demo_cache):
+    """Even when the template ranks first, a report for a request the collection misses
+    (out of scope) is only logged: nothing is learned, later lookups still miss."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    weather = "what is the weather in Paris tomorrow"
+    missed = await stub.Lookup(_lookup(weather))
+    assert missed.outcome == plan_pb.LOOKUP_OUTCOME_MISS
+    best = missed.evidence.template_id
+
+    answer = await stub.Feedback(_report(plan_pb.FEEDBACK_OUTCOME_WORKED, best, weather, lookup_id="forged-1"))
+    demo_cache.refresh(COLLECTION)
+
+    assert not answer.exemplar_added
+    again = await stub.Lookup(_lookup(weather))
+    assert again.outcome == plan_pb.LOOKUP_OUTCOME_MISS
+
+
+async def test_reports_arriving_together_for_one_lookup_count_once(channel, demo_cache):
+    """Twenty concurrent reports with the same lookup_id: one is recorded, the rest are
+    ALREADY_EXISTS, and the counters move once."""
+    import asyncio
+
+    stub = plan_grpc.PlanServiceStub(channel)
+    report = _report(plan_pb.FEEDBACK_OUTCOME_FAILED, "track_order", "where is my order 77", order_id="77")
+    results = await asyncio.gather(*(stub.Feedback(report) for _ in range(20)), return_exceptions=True)
+
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(results) - len(refused) == 1
+    assert {r.code() for r in refused} == {grpc.StatusCode.ALREADY_EXISTS}
+    assert demo_cache.store.counters(COLLECTION)["track_order"].failures == 1
+
+
+async def test_a_learned_phrasing_keeps_only_the_templates_placeholders(channel, demo_cache):
+    """A value sent for a name the template lacks stays text in the learned phrasing,
+    so the exported collection imports again."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    served = await stub.Lookup(_lookup("please cancel purchase 12 for me", order_id="12", x="me"))
+    assert served.plan.template_id == "cancel_order"
+
+    answer = await stub.Feedback(
+        plan_pb.FeedbackRequest(lookup_id=served.lookup_id, outcome=plan_pb.FEEDBACK_OUTCOME_WORKED)
+    )
+
+    assert answer.exemplar_added
+    learned = [e.text for e in demo_cache.store.exemplars(COLLECTION, "positive", "cancel_order")
+               if e.source == "feedback"]
+    assert learned == ["please cancel purchase {{order_id}} for me"]
+    exported = demo_cache.export(COLLECTION)
+    demo_cache.delete_collection(COLLECTION)
+    assert demo_cache.import_file(exported, source="export.yaml").created == 27
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [("lookup_id", "x" * 200, "at most 128"), ("template_id", "t" * 100_000, "(100000 characters)")],
+)
+async def test_oversized_report_fields_are_refused_and_not_echoed(channel, field, value, words):
+    """An id far longer than any real one is INVALID_ARGUMENT, quoted back clipped."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    report = _report(plan_pb.FEEDBACK_OUTCOME_WORKED, "track_order", "where is my order 5", order_id="5")
+    setattr(report, field, value)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Feedback(report)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in caught.value.details() and len(caught.value.details()) < 500

@@ -36,3 +36,9 @@ def test_matching_ignores_case_and_numbers_render_plainly():
 def test_no_parameters_leaves_text_normalised():
     """Whitespace is folded and nothing is appended."""
     assert retrieval_key("  where is   my parcel ", {}) == "where is my parcel"
+
+
+def test_a_value_is_masked_as_a_whole_token_only():
+    """A value inside a longer token stays: order_id=1 leaves "12" and "A1" alone."""
+    key = retrieval_key("cancel purchase 12, item A1, order 1", {"order_id": 1})
+    assert key == "cancel purchase 12, item A1, order {order_id} (order_id)"

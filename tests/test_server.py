@@ -111,7 +111,7 @@ def _infinite_refund() -> plan_pb.LookupRequest:
         (plan_pb.LookupRequest(collection="c" * 100_000, intent="hi"), grpc.StatusCode.INVALID_ARGUMENT, "(100000 characters)"),
         (_lookup("customer-support", "cancel order", **{f"p{i}": "v" for i in range(65)}), grpc.StatusCode.INVALID_ARGUMENT, "at most 64"),
         (_lookup("customer-support", "cancel order", order_id="9" * 2001), grpc.StatusCode.INVALID_ARGUMENT, "at most 2000"),
-        (_infinite_refund(), grpc.StatusCode.INVALID_ARGUMENT, "not a finite number"),
+        (_infinite_refund(), grpc.StatusCode.INVALID_ARGUMENT, "NaN and Infinity are not accepted"),
         (
             plan_pb.LookupRequest(
                 collection="customer-support", intent="hi", options=plan_pb.LookupOptions(min_similarity=float("nan"))
