@@ -184,10 +184,7 @@ def decode_handle(handle: str) -> tuple[str, str, int, dict[str, Any]]:
 def check_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """Request values: names are identifiers, values finite scalars of bounded
     size; None means absent."""
-    if len(parameters) > MAX_PARAMETERS:
-        raise ValidationError(
-            f"{len(parameters)} parameters given; at most {MAX_PARAMETERS} are accepted"
-        )
+    check_parameter_count(len(parameters))
     clean: dict[str, Any] = {}
     for name, value in parameters.items():
         if not NAME.match(name):
@@ -210,6 +207,11 @@ def check_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
             )
         clean[name] = value
     return clean
+
+
+def check_parameter_count(count: int) -> None:
+    if count > MAX_PARAMETERS:
+        raise ValidationError(f"{count} parameters given; at most {MAX_PARAMETERS} are accepted")
 
 
 def _check_intent(intent: str) -> None:

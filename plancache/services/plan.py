@@ -6,7 +6,7 @@ import grpc
 from google.protobuf import struct_pb2
 
 from plancache._status import translate_errors
-from plancache.cache import MAX_PARAMETERS, LookupOptions, LookupResult, PlanCache
+from plancache.cache import LookupOptions, LookupResult, PlanCache, check_parameter_count
 from plancache.convert import MISS_REASONS, OUTCOMES, plan_to_proto, struct_to_dict
 from plancache.errors import ValidationError
 from plancache.v1 import plan_service_pb2 as pb
@@ -61,10 +61,7 @@ def lookup_response(result: LookupResult) -> pb.LookupResponse:
 def _values(parameters: struct_pb2.Struct) -> dict[str, object]:
     """A request's parameters as Python values, refused before conversion when
     there are more than any workflow has (converting runs on the event loop)."""
-    if len(parameters.fields) > MAX_PARAMETERS:
-        raise ValidationError(
-            f"{len(parameters.fields)} parameters given; at most {MAX_PARAMETERS} are accepted"
-        )
+    check_parameter_count(len(parameters.fields))
     return struct_to_dict(parameters)
 
 
