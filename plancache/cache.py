@@ -390,6 +390,11 @@ class PlanCache(Curation):
         self._record(collection, result)
         return result
 
+    def _candidates(self, collection: str, vector: np.ndarray) -> list[Candidate]:
+        """The collection's nearest exemplars, best first, as the decider's candidates."""
+        hits = self.store.search(collection, vector, self.top_k)
+        return [Candidate(h.template_id, h.exemplar_id, h.score) for h in hits]
+
     async def _decide(
         self,
         state: _CollectionState,
@@ -401,9 +406,8 @@ class PlanCache(Curation):
         t0 = time.perf_counter()
         vector = await asyncio.wrap_future(self._batcher.submit(result.key))
         t1 = time.perf_counter()
-        hits = await asyncio.to_thread(self.store.search, state.collection.name, vector, self.top_k)
+        candidates = await asyncio.to_thread(self._candidates, state.collection.name, vector)
         t2 = time.perf_counter()
-        candidates = [Candidate(h.template_id, h.exemplar_id, h.score) for h in hits]
         floor = max(options.min_similarity, state.collection.settings.min_similarity) or None
         decision = state.decider.decide(vector, candidates, floor=floor)
         t3 = time.perf_counter()
@@ -411,7 +415,7 @@ class PlanCache(Curation):
             embed_ms=(t1 - t0) * 1000, search_ms=(t2 - t1) * 1000, decide_ms=(t3 - t2) * 1000
         )
         result.decision = decision
-        result.nearest_similarity = hits[0].score if hits else 0.0
+        result.nearest_similarity = candidates[0].score if candidates else 0.0
 
         if decision.template_id is None:
             result.miss_reason = decision.reason
@@ -842,10 +846,7 @@ class PlanCache(Curation):
         key = retrieval_key(intent, values)
         vector = self.embedder.embed([key])[0]
         state = self.state(collection)
-        hits = self.store.search(collection, vector, self.top_k)
-        decision = state.decider.decide(
-            vector, [Candidate(h.template_id, h.exemplar_id, h.score) for h in hits]
-        )
+        decision = state.decider.decide(vector, self._candidates(collection, vector))
         return _Recent(
             collection, template_id, template.version, intent, values, key,
             vector if decision.template_id == template_id else None,
