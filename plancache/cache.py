@@ -846,7 +846,9 @@ class PlanCache(Curation):
         key = retrieval_key(intent, values)
         vector = self.embedder.embed([key])[0]
         state = self.state(collection)
-        decision = state.decider.decide(vector, self._candidates(collection, vector))
+        # the collection's own floor, as Lookup applies it (a caller's floor is not known here)
+        floor = state.collection.settings.min_similarity or None
+        decision = state.decider.decide(vector, self._candidates(collection, vector), floor=floor)
         return _Recent(
             collection, template_id, template.version, intent, values, key,
             vector if decision.template_id == template_id else None,

@@ -244,3 +244,23 @@ async def test_oversized_report_fields_are_refused_and_not_echoed(channel, field
         await stub.Feedback(report)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert words in caught.value.details() and len(caught.value.details()) < 500
+
+
+async def test_a_report_is_held_to_the_collections_similarity_floor(channel, demo_cache):
+    """With the collection's min_similarity above the request's similarity, Lookup would
+    miss it, so an unconfirmed report for it changes nothing."""
+    stub = plan_grpc.PlanServiceStub(channel)
+    intent = "where is my order 77 right now"
+    served = await stub.Lookup(_lookup(intent, order_id="77"))
+    assert served.plan.template_id == "track_order" and served.evidence.similarity < 0.999
+    current = demo_cache.store.get_collection(COLLECTION)
+    strict = current.model_copy(update={"settings": current.settings.model_copy(update={"min_similarity": 0.999})})
+    demo_cache.update_collection(COLLECTION, strict, ["settings.min_similarity"])
+
+    answer = await stub.Feedback(
+        _report(plan_pb.FEEDBACK_OUTCOME_WORKED, "track_order", intent, lookup_id="replica-9", order_id="77")
+    )
+
+    assert not answer.exemplar_added
+    counters = demo_cache.store.counters(COLLECTION).get("track_order")
+    assert counters is None or counters.successes == 0
